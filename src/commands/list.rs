@@ -1,0 +1,243 @@
+//! `kubectl milvus list`: every Milvus release in scope, Helm-installed or operator-managed.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::client::read::{self, Kinds, Scope};
+use crate::client::selector::{self, Selector, SelectorExt};
+use crate::client::{Kube, KubeFlags};
+use crate::error::Error;
+use crate::milvus::{self, DiscoveryOptions, Health, ManagedBy, Release};
+use crate::output::color::Tone;
+use crate::output::{self, Cell, OutputFormat, Table};
+
+pub const EXAMPLES: &str = "\
+Examples:
+  # Releases in the current namespace
+  kubectl milvus list
+
+  # Releases in every namespace, with chart versions and dependencies
+  kubectl milvus list -A -o wide
+
+  # Only releases whose workloads carry a label
+  kubectl milvus list -A -l team=search
+
+  # A chart installed with --set nameOverride=vectordb
+  kubectl milvus list --name-override vectordb
+
+  # Names only, for scripts
+  kubectl milvus list -o name";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// List releases in all namespaces.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+
+    /// Only releases whose Milvus workloads (or Milvus object) match this label selector (e.g. -l team=search).
+    #[arg(short = 'l', long, value_name = "SELECTOR", value_parser = selector::parse)]
+    pub selector: Option<Selector>,
+
+    /// Output format: wide, json, yaml or name.
+    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = output::parse_output_format)]
+    pub output: Option<OutputFormat>,
+
+    /// The value of the label app.kubernetes.io/name on Milvus workloads, when the chart was installed with nameOverride.
+    #[arg(long, value_name = "NAME", default_value = milvus::DEFAULT_NAME_LABEL)]
+    pub name_override: String,
+}
+
+/// One item of `list -o json|yaml` (the documented schema, `kubectl-milvus/v1` `ReleaseList`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseSummary {
+    pub namespace: String,
+    pub name: String,
+    pub managed_by: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chart: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_status: Option<String>,
+    pub mode: &'static str,
+    pub version: Option<String>,
+    pub components: ReadyCount,
+    pub status: Health,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    pub dependencies: Vec<DependencySummary>,
+    pub created: Option<Timestamp>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReadyCount {
+    pub ready: usize,
+    pub total: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DependencySummary {
+    pub name: String,
+    pub ready: i32,
+    pub desired: i32,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReleaseList {
+    api_version: &'static str,
+    kind: &'static str,
+    items: Vec<ReleaseSummary>,
+}
+
+pub const SCHEMA_VERSION: &str = "kubectl-milvus/v1";
+
+pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(), Error> {
+    let kube = Kube::connect(flags).await?;
+    let scope = if args.all_namespaces { Scope::AllNamespaces } else { Scope::Namespace(kube.namespace.clone()) };
+    let reading = read::read(&kube, &scope, Kinds { pods: true, hpas: false, milvuses: true }).await?;
+    let options = DiscoveryOptions { name_label: args.name_override.clone(), now: Timestamp::now() };
+    let mut releases = milvus::discover(&reading.inventory, &options);
+    if let Some(selector) = &args.selector {
+        releases.retain(|r| release_matches(r, &reading.inventory, selector, &args.name_override));
+    }
+    let format = args.output.unwrap_or_default();
+    match format {
+        OutputFormat::Json | OutputFormat::Yaml => {
+            let list = ReleaseList {
+                api_version: SCHEMA_VERSION,
+                kind: "ReleaseList",
+                items: releases.iter().map(summarize).collect(),
+            };
+            output::write_structured(out, format, &list)?;
+        }
+        OutputFormat::Name => {
+            for release in &releases {
+                writeln!(out, "milvus/{}", release.name)?;
+            }
+        }
+        OutputFormat::Table | OutputFormat::Wide => {
+            if releases.is_empty() {
+                match &scope {
+                    Scope::Namespace(ns) => eprintln!("No Milvus releases found in {ns} namespace."),
+                    Scope::AllNamespaces => eprintln!("No Milvus releases found."),
+                }
+            } else {
+                table(&releases, args.all_namespaces, format == OutputFormat::Wide, options.now).write(out)?;
+            }
+        }
+    }
+    super::print_notes(&reading.notes);
+    Ok(())
+}
+
+/// A release matches `-l` when its Milvus object or any of its Milvus workloads carries matching labels.
+fn release_matches(release: &Release, inventory: &milvus::Inventory, selector: &Selector, name_label: &str) -> bool {
+    let labels_match = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        let empty = BTreeMap::new();
+        let labels = meta.labels.as_ref().unwrap_or(&empty);
+        meta.namespace.as_deref() == Some(release.namespace.as_str())
+            && labels.get("app.kubernetes.io/instance").map(String::as_str) == Some(release.name.as_str())
+            && labels.get("app.kubernetes.io/name").map(String::as_str) == Some(name_label)
+            && selector.matches(labels)
+    };
+    let workload_matches = inventory.deployments.iter().any(|d| labels_match(&d.metadata))
+        || inventory.stateful_sets.iter().any(|s| labels_match(&s.metadata));
+    let cr_matches = inventory.milvuses.iter().any(|cr| {
+        let meta = &cr["metadata"];
+        meta["namespace"].as_str() == Some(release.namespace.as_str())
+            && meta["name"].as_str() == Some(release.name.as_str())
+            && serde_json::from_value::<BTreeMap<String, String>>(meta["labels"].clone())
+                .map(|labels| selector.matches(&labels))
+                .unwrap_or_else(|_| selector.matches(&BTreeMap::new()))
+    });
+    workload_matches || cr_matches
+}
+
+pub fn summarize(release: &Release) -> ReleaseSummary {
+    let (ready, total) = release.components_ready();
+    let (chart, operator_status) = match &release.managed_by {
+        ManagedBy::Helm { chart } => (chart.clone(), None),
+        ManagedBy::Operator { status, .. } => (None, status.clone()),
+    };
+    ReleaseSummary {
+        namespace: release.namespace.clone(),
+        name: release.name.clone(),
+        managed_by: release.managed_by.short(),
+        chart,
+        operator_status,
+        mode: release.mode.as_str(),
+        version: release.version.clone(),
+        components: ReadyCount { ready, total },
+        status: release.health,
+        reason: release.health_reason.clone(),
+        dependencies: dependency_summary(release),
+        created: release.created,
+    }
+}
+
+/// Dependencies folded by kind (`pulsarv3` sums its five parts).
+fn dependency_summary(release: &Release) -> Vec<DependencySummary> {
+    let mut folded: Vec<DependencySummary> = Vec::new();
+    for dependency in &release.dependencies {
+        let name = dependency.kind.to_string();
+        match folded.iter_mut().find(|d| d.name == name) {
+            Some(entry) => {
+                entry.ready += dependency.ready;
+                entry.desired += dependency.desired;
+            }
+            None => folded.push(DependencySummary { name, ready: dependency.ready, desired: dependency.desired }),
+        }
+    }
+    folded
+}
+
+pub fn health_tone(health: Health) -> Tone {
+    match health {
+        Health::Healthy => Tone::Good,
+        Health::Progressing => Tone::Warn,
+        Health::Degraded => Tone::Warn,
+        Health::Unavailable => Tone::Bad,
+        Health::Stopped => Tone::Dim,
+    }
+}
+
+fn table(releases: &[Release], all_namespaces: bool, wide: bool, now: Timestamp) -> Table {
+    let mut headers = Vec::new();
+    if all_namespaces {
+        headers.push("NAMESPACE");
+    }
+    headers.extend(["NAME", "MANAGED-BY", "MODE", "VERSION", "COMPONENTS", "STATUS", "AGE"]);
+    if wide {
+        headers.extend(["CHART", "DEPENDENCIES"]);
+    }
+    let mut table = Table::new(headers);
+    for release in releases {
+        let summary = summarize(release);
+        let mut row = Vec::new();
+        if all_namespaces {
+            row.push(Cell::new(&release.namespace));
+        }
+        let components_tone = if summary.components.ready < summary.components.total { Tone::Bad } else { Tone::Plain };
+        row.extend([
+            Cell::new(&release.name),
+            Cell::new(summary.managed_by),
+            Cell::new(summary.mode),
+            Cell::new(summary.version.as_deref().unwrap_or("<unknown>")),
+            Cell::toned(format!("{}/{}", summary.components.ready, summary.components.total), components_tone),
+            Cell::toned(release.health.to_string(), health_tone(release.health)),
+            Cell::new(output::age(release.created, now)),
+        ]);
+        if wide {
+            let chart = summary.chart.clone().or_else(|| summary.operator_status.as_ref().map(|s| format!("operator ({s})")));
+            row.push(Cell::new(chart.unwrap_or_else(|| "<none>".into())));
+            let dependencies: Vec<String> =
+                summary.dependencies.iter().map(|d| format!("{} {}/{}", d.name, d.ready, d.desired)).collect();
+            row.push(Cell::new(if dependencies.is_empty() { "<none>".to_string() } else { dependencies.join(", ") }));
+        }
+        table.push(row);
+    }
+    table
+}

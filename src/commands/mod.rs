@@ -1,0 +1,26 @@
+//! One module per subcommand: its arguments (`Args`) and `run`.
+
+pub mod list;
+pub mod status;
+pub mod version;
+
+use std::io::Write;
+
+use crate::cli::{Cli, Command};
+use crate::error::Error;
+
+pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Error> {
+    match cli.command {
+        Command::List(args) => list::run(&cli.kube, args, out).await,
+        Command::Status(args) => status::run(&cli.kube, args, out).await,
+        Command::Version(args) => version::run(&cli.kube, args, out).await,
+    }
+}
+
+/// Writes the notes collected while reading (forbidden kinds, missing CRDs) to stderr, after the output.
+pub fn print_notes(notes: &[crate::client::read::Note]) {
+    use owo_colors::{OwoColorize, Stream};
+    for note in notes {
+        eprintln!("{} {}", "Warning:".if_supports_color(Stream::Stderr, |t| t.yellow()), note.message);
+    }
+}

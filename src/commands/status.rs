@@ -1,0 +1,341 @@
+//! `kubectl milvus status RELEASE`: health of every component and dependency, down to the failing pod.
+
+use std::io::Write;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::list::{SCHEMA_VERSION, health_tone};
+use crate::client::read::{self, Kinds, Note, Scope};
+use crate::client::{Kube, KubeFlags};
+use crate::error::{Error, exit};
+use crate::milvus::{self, Component, Dependency, DiscoveryOptions, Health, ManagedBy, PodSummary, Release};
+use crate::output::color::Tone;
+use crate::output::{self, Cell, OutputFormat, Table};
+
+pub const EXAMPLES: &str = "\
+Examples:
+  # Health of a release in the current namespace
+  kubectl milvus status my-release
+
+  # Include every pod, as kubectl get pods shows them
+  kubectl milvus status my-release -n milvus --pods
+
+  # Find the release in whichever namespace it lives
+  kubectl milvus status my-release -A
+
+  # Fail a CI step unless the release is Healthy (exit code 3 otherwise)
+  kubectl milvus status my-release --exit-code
+
+  # Keep refreshing until interrupted
+  kubectl milvus status my-release -w";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The release: the Helm release name or the Milvus object name.
+    #[arg(value_name = "RELEASE")]
+    pub release: String,
+
+    /// Look for the release in every namespace (an error if the name exists in more than one).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+
+    /// Output format: wide (adds pods), json or yaml.
+    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = output::parse_output_format)]
+    pub output: Option<OutputFormat>,
+
+    /// List the pods of every component and dependency, as kubectl get pods does.
+    #[arg(long)]
+    pub pods: bool,
+
+    /// Refresh the status until interrupted.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+
+    /// How often --watch refreshes.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration, requires = "watch")]
+    pub interval: Duration,
+
+    /// Exit with code 3 when the release is not Healthy (for scripts and CI gates).
+    #[arg(long)]
+    pub exit_code: bool,
+
+    /// The value of the label app.kubernetes.io/name on Milvus workloads, when the chart was installed with nameOverride.
+    #[arg(long, value_name = "NAME", default_value = milvus::DEFAULT_NAME_LABEL)]
+    pub name_override: String,
+}
+
+/// `status -o json|yaml` (the documented schema, `kubectl-milvus/v1` `ReleaseStatus`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReleaseStatus<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    #[serde(flatten)]
+    release: &'a Release,
+    warnings: Vec<String>,
+}
+
+pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(), Error> {
+    let kube = Kube::connect(flags).await?;
+    if let Some(format) = args.output
+        && format == OutputFormat::Name
+    {
+        return Err(Error::Usage("--output name is not supported by status; use wide, json or yaml".into()));
+    }
+    if !args.watch {
+        let (release, notes) = find_release(&kube, &args).await?;
+        render(&release, &notes, &args, out)?;
+        return exit_for(&release, &args);
+    }
+    loop {
+        let (release, notes) = find_release(&kube, &args).await?;
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            // Clear the screen and home the cursor, as `watch` does.
+            write!(out, "\x1b[2J\x1b[H")?;
+        }
+        render(&release, &notes, &args, out)?;
+        writeln!(out)?;
+        out.flush()?;
+        tokio::select! {
+            _ = tokio::time::sleep(args.interval) => {}
+            _ = tokio::signal::ctrl_c() => return exit_for(&release, &args),
+        }
+    }
+}
+
+fn exit_for(release: &Release, args: &Args) -> Result<(), Error> {
+    if args.exit_code && release.health != Health::Healthy {
+        return Err(Error::Exit(exit::UNHEALTHY));
+    }
+    Ok(())
+}
+
+/// Reads the namespace (or cluster) once, concurrently, and picks the named release.
+async fn find_release(kube: &Kube, args: &Args) -> Result<(Release, Vec<Note>), Error> {
+    let scope = if args.all_namespaces { Scope::AllNamespaces } else { Scope::Namespace(kube.namespace.clone()) };
+    let reading = read::read(kube, &scope, Kinds { pods: true, hpas: true, milvuses: true }).await?;
+    let options = DiscoveryOptions { name_label: args.name_override.clone(), now: Timestamp::now() };
+    let releases = milvus::discover(&reading.inventory, &options);
+    let mut matching: Vec<Release> = releases.iter().filter(|r| r.name == args.release).cloned().collect();
+    match matching.len() {
+        1 => Ok((matching.remove(0), reading.notes)),
+        0 => Err(not_found(kube, args, &scope, &releases).await),
+        _ => {
+            let namespaces: Vec<&str> = matching.iter().map(|r| r.namespace.as_str()).collect();
+            Err(Error::Usage(format!(
+                "release \"{}\" exists in several namespaces ({}): choose one with -n NAMESPACE",
+                args.release,
+                namespaces.join(", ")
+            )))
+        }
+    }
+}
+
+/// Says where a release of that name does exist, or which releases the namespace has.
+async fn not_found(kube: &Kube, args: &Args, scope: &Scope, here: &[Release]) -> Error {
+    let name = &args.release;
+    let Scope::Namespace(namespace) = scope else {
+        return Error::ReleaseNotFound(format!("Milvus release \"{name}\" not found in any namespace"));
+    };
+    let elsewhere = match read::read(kube, &Scope::AllNamespaces, Kinds { milvuses: true, ..Kinds::default() }).await {
+        Ok(reading) => {
+            let options = DiscoveryOptions { name_label: args.name_override.clone(), now: Timestamp::now() };
+            milvus::discover(&reading.inventory, &options)
+                .into_iter()
+                .filter(|r| &r.name == name)
+                .map(|r| r.namespace)
+                .collect()
+        }
+        // Not allowed to look cluster-wide: say only what we know.
+        Err(_) => Vec::new(),
+    };
+    let base = format!("Milvus release \"{name}\" not found in namespace \"{namespace}\"");
+    let hint = match elsewhere.as_slice() {
+        [one] => format!(": found in namespace {one}, use -n {one}"),
+        [] if here.is_empty() => ": there are no Milvus releases in this namespace (kubectl milvus list -A shows all)".into(),
+        [] => {
+            let names: Vec<&str> = here.iter().map(|r| r.name.as_str()).collect();
+            format!(": releases in this namespace: {}", names.join(", "))
+        }
+        many => format!(": found in namespaces {}, use -n NAMESPACE", many.join(", ")),
+    };
+    Error::ReleaseNotFound(base + &hint)
+}
+
+fn render(release: &Release, notes: &[Note], args: &Args, out: &mut dyn Write) -> Result<(), Error> {
+    let format = args.output.unwrap_or_default();
+    if format.is_structured() {
+        let status = ReleaseStatus {
+            api_version: SCHEMA_VERSION,
+            kind: "ReleaseStatus",
+            release,
+            warnings: notes.iter().map(|n| n.message.clone()).collect(),
+        };
+        return output::write_structured(out, format, &status);
+    }
+    let now = Timestamp::now();
+    write_summary(release, out)?;
+    writeln!(out)?;
+    writeln!(out, "{}", Tone::Bold.paint("Components", owo_colors::Stream::Stdout))?;
+    components_table(&release.components, now).write(out)?;
+    if !release.dependencies.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", Tone::Bold.paint("Dependencies", owo_colors::Stream::Stdout))?;
+        dependencies_table(&release.dependencies, now).write(out)?;
+    }
+    if args.pods || format == OutputFormat::Wide {
+        writeln!(out)?;
+        writeln!(out, "{}", Tone::Bold.paint("Pods", owo_colors::Stream::Stdout))?;
+        pods_table(release, now).write(out)?;
+    }
+    if !release.problems.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", Tone::Bold.paint("Problems", owo_colors::Stream::Stdout))?;
+        let mut table = Table::new(["POD", "OWNER", "PROBLEM", "DETAIL"]);
+        for problem in &release.problems {
+            table.push(vec![
+                Cell::new(&problem.pod),
+                Cell::new(&problem.owner),
+                Cell::toned(problem.kind.to_string(), Tone::Bad),
+                Cell::new(&problem.reason),
+            ]);
+        }
+        table.write(out)?;
+    }
+    if !notes.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{}", Tone::Bold.paint("Warnings", owo_colors::Stream::Stdout))?;
+        for note in notes {
+            writeln!(out, "  {}", Tone::Warn.paint(&note.message, owo_colors::Stream::Stdout))?;
+        }
+    }
+    Ok(())
+}
+
+fn write_summary(release: &Release, out: &mut dyn Write) -> Result<(), Error> {
+    let managed_by = match &release.managed_by {
+        ManagedBy::Helm { chart } => format!("Helm (chart {})", chart.as_deref().unwrap_or("unknown")),
+        ManagedBy::Operator { status, resource_found, .. } => match (status, resource_found) {
+            (Some(status), _) => format!("Milvus Operator (status {status})"),
+            (None, true) => "Milvus Operator (no status reported yet)".into(),
+            (None, false) => "Milvus Operator (the Milvus object could not be read)".into(),
+        },
+    };
+    let health = Tone::paint(health_tone(release.health), release.health.as_str(), owo_colors::Stream::Stdout);
+    let reason = if release.health_reason.is_empty() { String::new() } else { format!(" ({})", release.health_reason) };
+    let lines = [
+        ("Release", release.name.clone()),
+        ("Namespace", release.namespace.clone()),
+        ("Managed by", managed_by),
+        ("Mode", release.mode.as_str().to_string()),
+        ("Version", release.version.clone().unwrap_or_else(|| "<unknown>".into())),
+        ("Health", format!("{health}{reason}")),
+    ];
+    for (label, value) in lines {
+        writeln!(out, "{:<12}{value}", format!("{label}:"))?;
+    }
+    if let ManagedBy::Operator { conditions, .. } = &release.managed_by
+        && !conditions.is_empty()
+    {
+        writeln!(out, "Conditions:")?;
+        for condition in conditions {
+            let tone = if condition.status == "True" { Tone::Good } else { Tone::Bad };
+            let detail = condition.message.as_deref().or(condition.reason.as_deref()).unwrap_or("");
+            let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
+            writeln!(
+                out,
+                "  {}={}{detail}",
+                condition.type_,
+                tone.paint(&condition.status, owo_colors::Stream::Stdout)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn status_cell(health: Health, reason: &str) -> Cell {
+    let text = if reason.is_empty() { health.to_string() } else { format!("{health}: {reason}") };
+    Cell::toned(text, health_tone(health))
+}
+
+fn count_tone(ready: i32, desired: i32) -> Tone {
+    if ready < desired { Tone::Bad } else { Tone::Plain }
+}
+
+fn components_table(components: &[Component], now: Timestamp) -> Table {
+    let with_hpa = components.iter().any(|c| c.hpa.is_some());
+    let mut headers = vec!["COMPONENT", "DESIRED", "READY", "UP-TO-DATE", "AVAILABLE", "RESTARTS", "AGE"];
+    if with_hpa {
+        headers.push("HPA");
+    }
+    headers.push("STATUS");
+    let mut table = Table::new(headers);
+    for component in components {
+        let mut row = vec![
+            Cell::new(&component.display_name),
+            Cell::new(component.desired.to_string()),
+            Cell::toned(component.ready.to_string(), count_tone(component.ready, component.desired)),
+            Cell::toned(component.up_to_date.to_string(), count_tone(component.up_to_date, component.desired)),
+            Cell::toned(component.available.to_string(), count_tone(component.available, component.desired)),
+            Cell::toned(component.restarts.to_string(), if component.restarts > 0 { Tone::Warn } else { Tone::Plain }),
+            Cell::new(output::age(component.created, now)),
+        ];
+        if with_hpa {
+            row.push(Cell::new(
+                component.hpa.as_ref().map(|h| format!("{} ({}-{})", h.name, h.min_replicas, h.max_replicas)).unwrap_or_else(|| "-".into()),
+            ));
+        }
+        let mut status = status_cell(component.health, &component.reason);
+        if let Some(active) = &component.active_workload {
+            status.text = format!("{} (active {active})", status.text);
+        }
+        row.push(status);
+        table.push(row);
+    }
+    table
+}
+
+fn dependencies_table(dependencies: &[Dependency], now: Timestamp) -> Table {
+    let mut table = Table::new(["DEPENDENCY", "DESIRED", "READY", "RESTARTS", "AGE", "STATUS"]);
+    for dependency in dependencies {
+        table.push(vec![
+            Cell::new(&dependency.display_name),
+            Cell::new(dependency.desired.to_string()),
+            Cell::toned(dependency.ready.to_string(), count_tone(dependency.ready, dependency.desired)),
+            Cell::toned(dependency.restarts.to_string(), if dependency.restarts > 0 { Tone::Warn } else { Tone::Plain }),
+            Cell::new(output::age(dependency.created, now)),
+            status_cell(dependency.health, &dependency.reason),
+        ]);
+    }
+    table
+}
+
+fn pods_table(release: &Release, now: Timestamp) -> Table {
+    let mut table = Table::new(["OWNER", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE"]);
+    let owners = release
+        .components
+        .iter()
+        .map(|c| (c.display_name.as_str(), c.pods.as_slice()))
+        .chain(release.dependencies.iter().map(|d| (d.display_name.as_str(), d.pods.as_slice())));
+    for (owner, pods) in owners {
+        for pod in pods {
+            table.push(pod_row(owner, pod, now));
+        }
+    }
+    table
+}
+
+fn pod_row(owner: &str, pod: &PodSummary, now: Timestamp) -> Vec<Cell> {
+    let healthy = matches!(pod.status.as_str(), "Running" | "Completed") && pod.ready_containers == pod.total_containers;
+    vec![
+        Cell::new(owner),
+        Cell::new(&pod.name),
+        Cell::toned(format!("{}/{}", pod.ready_containers, pod.total_containers), count_tone(pod.ready_containers, pod.total_containers)),
+        Cell::toned(&pod.status, if healthy { Tone::Plain } else { Tone::Bad }),
+        Cell::new(pod.restarts.to_string()),
+        Cell::new(output::age(pod.created, now)),
+        Cell::new(pod.node.clone().unwrap_or_else(|| "<none>".into())),
+    ]
+}
