@@ -1,0 +1,93 @@
+//! A local "cluster" to try `kubectl milvus` against, backed by the loopback test API server.
+//!
+//! ```text
+//! cargo run --example sandbox [-- --port 6443] [--kubeconfig PATH]
+//! ```
+//!
+//! It serves three Milvus releases:
+//! - `my-release` in `default`: Helm chart defaults, healthy, installed by Helm (annotations and
+//!   release Secret);
+//! - `search` in `prod`: separate coordinators and HPAs for proxy and querynode, with one querynode
+//!   crash-looping (OOMKilled) and one pending (unschedulable);
+//! - `vectors` in `operator`: a Milvus Operator CR with its Deployments (the stand-in operator
+//!   reconciler is on, so scaling through the CR moves the Deployments).
+
+use milvus_test_api::{PodBehaviour, Rules, TestApi};
+use std::path::PathBuf;
+
+fn usage() -> ! {
+    eprintln!("usage: sandbox [--port N] [--kubeconfig PATH]");
+    std::process::exit(2)
+}
+
+fn main() {
+    let mut port: u16 = 0;
+    let mut kubeconfig = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/sandbox/kubeconfig");
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--port" => port = args.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage()),
+            "--kubeconfig" => kubeconfig = args.next().map(PathBuf::from).unwrap_or_else(|| usage()),
+            "-h" | "--help" => usage(),
+            _ => usage(),
+        }
+    }
+
+    let api = TestApi::builder()
+        // a healthy Helm release
+        .fixture_as("helm/default.yaml", "my-release", "default")
+        .helm_install(true)
+        .helm_values(serde_json::json!({}))
+        // a Helm release with problems
+        .fixture_as("helm/coordinators-hpa.yaml", "search", "prod")
+        .helm_install(true)
+        .helm_values(serde_json::json!({
+            "mixCoordinator": {"enabled": false},
+            "rootCoordinator": {"enabled": true}, "queryCoordinator": {"enabled": true},
+            "dataCoordinator": {"enabled": true}, "indexCoordinator": {"enabled": true},
+            "indexNode": {"enabled": true},
+            "proxy": {"replicas": 2, "hpa": {"enabled": true}},
+            "dataNode": {"replicas": 2},
+            "queryNode": {"replicas": -1, "hpa": {"enabled": true}},
+        }))
+        .replicas("prod/search-milvus-querynode", 3)
+        .pod_behaviour("prod/search-milvus-querynode", 1, PodBehaviour::oom_killed(12))
+        .pod_behaviour("prod/search-milvus-querynode", 2, PodBehaviour::PendingUnschedulable)
+        // a Milvus Operator release
+        .fixture("operator/milvus-crd.yaml")
+        .fixture_as("operator/cluster.yaml", "vectors", "operator")
+        .operator_reconciler(true)
+        // a read-only user without access to secrets
+        .user("viewer", Rules::read_only().deny("list", "secrets").deny("get", "secrets"))
+        .port(port)
+        .kubeconfig_path(&kubeconfig)
+        .start();
+
+    let kc = api.kubeconfig_path().display().to_string();
+    println!("milvus sandbox API server listening on {}", api.url());
+    println!("kubeconfig: {kc} (contexts: admin [current], viewer)");
+    println!();
+    println!("Try:");
+    println!("  export KUBECONFIG={kc}");
+    println!("  kubectl milvus list -A");
+    println!("  kubectl milvus status my-release");
+    println!("  kubectl milvus status search -n prod");
+    println!("  kubectl milvus status vectors -n operator");
+    println!("  kubectl get pods -A");
+    println!("  kubectl --context viewer milvus list -A");
+    println!();
+    println!("Press Ctrl-C to stop.");
+
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start a runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(tokio::signal::ctrl_c()) {
+        eprintln!("cannot wait for Ctrl-C: {e}");
+    }
+    let n = api.requests().len();
+    println!("\nstopping after {n} requests");
+}

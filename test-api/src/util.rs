@@ -1,0 +1,363 @@
+//! Small helpers: deterministic hashing, timestamps, JSON patching, globbing.
+
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// FNV-1a 64-bit hash (deterministic across runs and platforms).
+pub(crate) fn fnv64(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            h ^= 0x1f;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        for b in p.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Deterministic UUID-shaped identifier derived from `parts`.
+pub(crate) fn uid(parts: &[&str]) -> String {
+    let a = fnv64(parts);
+    let mut salted: Vec<&str> = parts.to_vec();
+    salted.push("uid-salt");
+    let b = fnv64(&salted);
+    let hex = format!("{a:016x}{b:016x}");
+    format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+}
+
+/// The alphabet Kubernetes uses for generated name suffixes (no vowels, no confusable digits).
+const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// A deterministic suffix of `len` characters from the Kubernetes "safe" alphabet.
+pub(crate) fn suffix(parts: &[&str], len: usize) -> String {
+    let mut h = fnv64(parts);
+    let mut out = String::with_capacity(len);
+    for i in 0..len {
+        if i > 0 && i % 12 == 0 {
+            h = fnv64(&[&h.to_string()]);
+        }
+        let idx = (h % ALPHANUMS.len() as u64) as usize;
+        out.push(char::from(ALPHANUMS[idx]));
+        h /= ALPHANUMS.len() as u64;
+    }
+    out
+}
+
+/// RFC 3339 timestamp with second precision, as Kubernetes writes them.
+pub(crate) fn ts(t: jiff::Timestamp) -> String {
+    let secs = t.as_second();
+    match jiff::Timestamp::from_second(secs) {
+        Ok(t) => t.to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
+pub(crate) fn now_ts() -> jiff::Timestamp {
+    jiff::Timestamp::now()
+}
+
+pub(crate) fn minus(t: jiff::Timestamp, d: Duration) -> jiff::Timestamp {
+    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
+    jiff::Timestamp::from_second(t.as_second().saturating_sub(secs)).unwrap_or(t)
+}
+
+pub(crate) fn plus(t: jiff::Timestamp, d: Duration) -> jiff::Timestamp {
+    let secs = i64::try_from(d.as_secs()).unwrap_or(0);
+    jiff::Timestamp::from_second(t.as_second().saturating_add(secs)).unwrap_or(t)
+}
+
+/// Replace `from` by `to` in every string value (not keys) of `v`.
+pub(crate) fn replace_strings(v: &mut Value, from: &str, to: &str) {
+    match v {
+        Value::String(s) if s.contains(from) => {
+            *s = s.replace(from, to);
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| replace_strings(x, from, to)),
+        Value::Object(m) => m.values_mut().for_each(|x| replace_strings(x, from, to)),
+        _ => {}
+    }
+}
+
+/// RFC 7386 JSON merge patch.
+pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
+    if let Value::Object(p) = patch {
+        if !target.is_object() {
+            *target = Value::Object(Map::new());
+        }
+        if let Value::Object(t) = target {
+            for (k, pv) in p {
+                if pv.is_null() {
+                    t.remove(k);
+                } else {
+                    let entry = t.entry(k.clone()).or_insert(Value::Null);
+                    merge_patch(entry, pv);
+                }
+            }
+        }
+    } else {
+        *target = patch.clone();
+    }
+}
+
+fn unescape_pointer(tok: &str) -> String {
+    tok.replace("~1", "/").replace("~0", "~")
+}
+
+fn pointer_parent<'a>(root: &'a mut Value, path: &str) -> Result<(&'a mut Value, String), String> {
+    if path.is_empty() {
+        return Err("cannot operate on the document root".into());
+    }
+    let Some(idx) = path.rfind('/') else {
+        return Err(format!("invalid JSON pointer {path:?}"));
+    };
+    let parent_path = &path[..idx];
+    let last = unescape_pointer(&path[idx + 1..]);
+    let parent =
+        root.pointer_mut(parent_path).ok_or_else(|| format!("doc is missing path: {parent_path:?}"))?;
+    Ok((parent, last))
+}
+
+fn pointer_add(root: &mut Value, path: &str, value: Value) -> Result<(), String> {
+    if path.is_empty() {
+        *root = value;
+        return Ok(());
+    }
+    let (parent, last) = pointer_parent(root, path)?;
+    match parent {
+        Value::Object(m) => {
+            m.insert(last, value);
+            Ok(())
+        }
+        Value::Array(a) => {
+            if last == "-" {
+                a.push(value);
+                return Ok(());
+            }
+            let i: usize = last.parse().map_err(|_| format!("invalid array index {last:?}"))?;
+            if i > a.len() {
+                return Err(format!("array index {i} out of bounds"));
+            }
+            a.insert(i, value);
+            Ok(())
+        }
+        _ => Err(format!("cannot add to non-container at {path:?}")),
+    }
+}
+
+fn pointer_remove(root: &mut Value, path: &str) -> Result<Value, String> {
+    let (parent, last) = pointer_parent(root, path)?;
+    match parent {
+        Value::Object(m) => m.remove(&last).ok_or_else(|| format!("doc is missing key: {path:?}")),
+        Value::Array(a) => {
+            let i: usize = last.parse().map_err(|_| format!("invalid array index {last:?}"))?;
+            if i >= a.len() {
+                return Err(format!("array index {i} out of bounds"));
+            }
+            Ok(a.remove(i))
+        }
+        _ => Err(format!("cannot remove from non-container at {path:?}")),
+    }
+}
+
+/// RFC 6902 JSON patch.
+pub(crate) fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
+    let ops = ops.as_array().ok_or_else(|| "a JSON patch must be an array of operations".to_string())?;
+    for op in ops {
+        let kind = op.get("op").and_then(Value::as_str).unwrap_or_default();
+        let path = op
+            .get("path")
+            .and_then(Value::as_str)
+            .ok_or_else(|| "operation is missing \"path\"".to_string())?;
+        match kind {
+            "add" => pointer_add(target, path, op.get("value").cloned().unwrap_or(Value::Null))?,
+            "remove" => {
+                pointer_remove(target, path)?;
+            }
+            "replace" => {
+                if target.pointer(path).is_none() {
+                    return Err(format!("replace operation does not apply: doc is missing key: {path}"));
+                }
+                if let Some(slot) = target.pointer_mut(path) {
+                    *slot = op.get("value").cloned().unwrap_or(Value::Null);
+                }
+            }
+            "test" => {
+                let want = op.get("value").cloned().unwrap_or(Value::Null);
+                if target.pointer(path) != Some(&want) {
+                    return Err(format!("testing value {path} failed"));
+                }
+            }
+            "move" | "copy" => {
+                let from = op
+                    .get("from")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| "operation is missing \"from\"".to_string())?;
+                let v = if kind == "move" {
+                    pointer_remove(target, from)?
+                } else {
+                    target
+                        .pointer(from)
+                        .cloned()
+                        .ok_or_else(|| format!("doc is missing from path: {from}"))?
+                };
+                pointer_add(target, path, v)?;
+            }
+            other => return Err(format!("Unexpected kind: {other}")),
+        }
+    }
+    Ok(())
+}
+
+/// Glob match where `*` matches any run of characters (including `/`).
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let (mut star, mut mark) = (None::<usize>, 0usize);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] != '*' && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Percent-decoding for query strings (`+` is a space).
+pub(crate) fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub(crate) fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
+    q.unwrap_or_default()
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(kv), String::new()),
+        })
+        .collect()
+}
+
+pub(crate) fn meta_str<'a>(v: &'a Value, field: &str) -> &'a str {
+    v.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Mutable access to `metadata`, created if missing.
+pub(crate) fn meta_mut(v: &mut Value) -> &mut Map<String, Value> {
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    let Value::Object(root) = v else { unreachable!("just made an object") };
+    let m = root.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    if !m.is_object() {
+        *m = Value::Object(Map::new());
+    }
+    match m {
+        Value::Object(m) => m,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+/// Mutable access to an object map at `key` inside `m`, created if missing.
+pub(crate) fn obj_mut<'a>(m: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    let e = m.entry(key.to_string()).or_insert_with(|| Value::Object(Map::new()));
+    if !e.is_object() {
+        *e = Value::Object(Map::new());
+    }
+    match e {
+        Value::Object(m) => m,
+        _ => unreachable!("just made an object"),
+    }
+}
+
+pub(crate) fn labels_of(v: &Value) -> Option<&Map<String, Value>> {
+    v.get("metadata").and_then(|m| m.get("labels")).and_then(Value::as_object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn glob_matches() {
+        assert!(glob("/apis/*/horizontalpodautoscalers", "/apis/autoscaling/v1/horizontalpodautoscalers"));
+        assert!(glob("*", "/x"));
+        assert!(!glob("/api/v1/pods", "/api/v1/podsx"));
+        assert!(glob("/api/v1/namespaces/*/pods", "/api/v1/namespaces/default/pods"));
+    }
+
+    #[test]
+    fn suffixes_are_stable() {
+        assert_eq!(suffix(&["a"], 5), suffix(&["a"], 5));
+        assert_ne!(suffix(&["a"], 5), suffix(&["b"], 5));
+        assert_eq!(suffix(&["a"], 10).len(), 10);
+        assert_eq!(uid(&["x"]).len(), 36);
+    }
+
+    #[test]
+    fn patches() {
+        let mut v = json!({"spec": {"replicas": 1, "x": 2}});
+        merge_patch(&mut v, &json!({"spec": {"replicas": 3, "x": null}}));
+        assert_eq!(v, json!({"spec": {"replicas": 3}}));
+        json_patch(&mut v, &json!([{"op": "replace", "path": "/spec/replicas", "value": 5}, {"op": "add", "path": "/spec/y", "value": [1]}, {"op": "add", "path": "/spec/y/-", "value": 2}])).expect("patch");
+        assert_eq!(v, json!({"spec": {"replicas": 5, "y": [1, 2]}}));
+        assert!(json_patch(&mut v, &json!([{"op": "test", "path": "/spec/replicas", "value": 4}])).is_err());
+    }
+
+    #[test]
+    fn decoding() {
+        assert_eq!(percent_decode("a%3Db%2Cc+d"), "a=b,c d");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(
+            parse_query(Some("labelSelector=app%3Dx&watch")),
+            vec![("labelSelector".into(), "app=x".into()), ("watch".into(), String::new())]
+        );
+    }
+}
