@@ -73,9 +73,7 @@ impl Error {
     /// True when the message already carries its own prefix (`Error from server …`, `The connection …`).
     pub fn has_own_prefix(&self) -> bool {
         match self {
-            Error::Api { source, .. } => {
-                matches!(source, kube::Error::Api(_)) || connection_refused(source) || is_timeout(source)
-            }
+            Error::Api { source, .. } => !matches!(source, kube::Error::SerdeError(_)),
             _ => false,
         }
     }
@@ -89,10 +87,15 @@ fn api_error_message(error: &kube::Error, server: &str) -> String {
             format!("Error from server ({reason}): {}", status.message)
         }
         e if connection_refused(e) => {
-            format!("The connection to the server {server} was refused - did you specify the right host or port?")
+            format!(
+                "The connection to the server {server} was refused - did you specify the right host or port?"
+            )
         }
         e if is_timeout(e) => {
             format!("Unable to connect to the server {server}: the request timed out (see --request-timeout)")
+        }
+        kube::Error::SerdeError(e) => {
+            format!("the response of the server {server} could not be decoded: {e}")
         }
         e => format!("Unable to connect to the server {server}: {}", root_cause(e)),
     }
@@ -106,7 +109,8 @@ fn sources<'a>(
 
 fn connection_refused(error: &kube::Error) -> bool {
     sources(error).any(|e| {
-        e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
     })
 }
 

@@ -27,7 +27,8 @@ fn main() -> ExitCode {
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let result = runtime.block_on(commands::run(cli, &mut out)).and_then(|()| out.flush().map_err(Error::from));
+    let result =
+        runtime.block_on(commands::run(cli, &mut out)).and_then(|()| out.flush().map_err(Error::from));
     match result {
         Ok(()) => ExitCode::from(exit::OK),
         Err(error) if error.is_broken_pipe() => ExitCode::from(exit::OK),
@@ -63,15 +64,26 @@ fn usage_error(error: clap::Error) -> ExitCode {
         }
         _ => {
             let rendered = error.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let message = first.strip_prefix("error: ").unwrap_or(first);
-            let tip = rendered
+            let lines: Vec<&str> = rendered
                 .lines()
-                .find(|l| l.trim_start().starts_with("tip:"))
-                .map(|l| format!("\n{}", l.trim()))
-                .unwrap_or_default();
-            eprintln!("error: {message}{tip}\nSee 'kubectl milvus --help' for usage.");
+                .filter(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .collect();
+            let message = lines.join("\n");
+            let message = message.trim_end();
+            let command = subcommand_in_args().map(|c| format!(" {c}")).unwrap_or_default();
+            eprintln!("{message}\nSee 'kubectl milvus{command} --help' for usage.");
             ExitCode::from(exit::ERROR)
         }
     }
+}
+
+/// The subcommand named on the command line, for the `--help` pointer of a usage error.
+fn subcommand_in_args() -> Option<String> {
+    use clap::CommandFactory;
+    let command = cli::Cli::command();
+    let names: Vec<String> = command
+        .get_subcommands()
+        .flat_map(|c| std::iter::once(c.get_name().to_string()).chain(c.get_all_aliases().map(String::from)))
+        .collect();
+    std::env::args().skip(1).find(|a| names.contains(a))
 }

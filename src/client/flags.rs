@@ -83,7 +83,9 @@ pub struct RequestTimeout(pub Option<Duration>);
 pub fn parse_request_timeout(value: &str) -> Result<RequestTimeout, String> {
     let value = value.trim();
     let invalid = || {
-        format!("invalid timeout value {value:?}. Timeout must be a single integer in seconds, or an integer followed by a corresponding time unit (e.g. 1s | 2m | 3h)")
+        format!(
+            "invalid timeout value {value:?}. Timeout must be a single integer in seconds, or an integer followed by a corresponding time unit (e.g. 1s | 2m | 3h)"
+        )
     };
     if let Ok(seconds) = value.parse::<u64>() {
         return Ok(RequestTimeout((seconds > 0).then(|| Duration::from_secs(seconds))));

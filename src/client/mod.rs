@@ -5,7 +5,7 @@ mod logging;
 pub mod read;
 pub mod selector;
 
-use kube::config::{Kubeconfig, KubeConfigOptions, KubeconfigError};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 use secrecy::SecretString;
 
@@ -30,7 +30,8 @@ impl Kube {
         let server = server_display(&config.cluster_url);
         let namespace = config.default_namespace.clone();
         let base_url = config.cluster_url.to_string().trim_end_matches('/').to_string();
-        let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| Error::Config(e.to_string()))?;
+        let builder =
+            kube::client::ClientBuilder::try_from(config).map_err(|e| Error::Config(e.to_string()))?;
         let client = builder.with_layer(&logging::RequestLogLayer::new(flags.verbosity, &base_url)).build();
         Ok(Self { client, namespace, server })
     }
@@ -99,7 +100,11 @@ fn apply_overrides(kubeconfig: &mut Kubeconfig, flags: &KubeFlags) -> Result<Kub
         None if flags.server.is_some() => {
             kubeconfig.contexts.push(NamedContext {
                 name: SYNTHETIC.into(),
-                context: Some(Context { cluster: SYNTHETIC.into(), user: Some(SYNTHETIC.into()), ..Default::default() }),
+                context: Some(Context {
+                    cluster: SYNTHETIC.into(),
+                    user: Some(SYNTHETIC.into()),
+                    ..Default::default()
+                }),
                 other: Default::default(),
             });
             SYNTHETIC.into()
@@ -111,7 +116,9 @@ fn apply_overrides(kubeconfig: &mut Kubeconfig, flags: &KubeFlags) -> Result<Kub
         .iter()
         .find(|c| c.name == context_name)
         .and_then(|c| c.context.clone())
-        .ok_or_else(|| Error::Config(format!("context was not found for specified context: {context_name}")))?;
+        .ok_or_else(|| {
+            Error::Config(format!("context was not found for specified context: {context_name}"))
+        })?;
 
     let cluster_name = flags.cluster.clone().unwrap_or_else(|| context.cluster.clone());
     let cluster_overridden = flags.server.is_some()
@@ -201,7 +208,9 @@ fn kubeconfig_error(error: KubeconfigError) -> Error {
         KubeconfigError::LoadContext(name) => {
             Error::Config(format!("context was not found for specified context: {name}"))
         }
-        KubeconfigError::LoadClusterOfContext(name) => Error::Config(format!("cluster \"{name}\" does not exist")),
+        KubeconfigError::LoadClusterOfContext(name) => {
+            Error::Config(format!("cluster \"{name}\" does not exist"))
+        }
         KubeconfigError::CurrentContextNotSet => Error::NoConfiguration,
         // Messages of kube-rs name files and settings, never their contents.
         other => Error::Config(other.to_string()),

@@ -36,9 +36,18 @@ pub struct Kinds {
 }
 
 /// Something that went wrong while reading but does not stop the command (printed at the end).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
+    pub kind: NoteKind,
     pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteKind {
+    /// The Milvus CRD is not installed: there can be no operator releases (worth saying in `list` only).
+    NoMilvusCrd,
+    /// A kind could not be read (forbidden, unauthorised, not served).
+    Unreadable,
 }
 
 pub struct Reading {
@@ -121,6 +130,7 @@ fn soft<T>(
         Ok(items) => Ok(items),
         Err(kube::Error::Api(status)) if status.code == 404 && resource == "milvuses.milvus.io" => {
             notes.push(Note {
+                kind: NoteKind::NoMilvusCrd,
                 message: "the Milvus Operator CRD (milvuses.milvus.io) is not installed: showing Helm releases only"
                     .into(),
             });
@@ -133,7 +143,12 @@ fn soft<T>(
                 _ => "autoscaler bounds are not shown",
             };
             notes.push(Note {
-                message: format!("cannot list {resource} {}: {consequence} ({})", scope.describe(), status.message),
+                kind: NoteKind::Unreadable,
+                message: format!(
+                    "cannot list {resource} {}: {consequence} ({})",
+                    scope.describe(),
+                    status.message
+                ),
             });
             Ok(Vec::new())
         }

@@ -57,8 +57,10 @@ fn parse_requirement(requirement: &str) -> Result<Expression, String> {
                 .strip_prefix('(')
                 .and_then(|v| v.strip_suffix(')'))
                 .ok_or_else(|| invalid("expected a parenthesised list of values"))?;
-            let set: BTreeSet<String> =
-                inner.split(',').map(|v| valid_value(v.trim()).map_err(|e| invalid(&e))).collect::<Result<_, _>>()?;
+            let set: BTreeSet<String> = inner
+                .split(',')
+                .map(|v| valid_value(v.trim()).map_err(|e| invalid(&e)))
+                .collect::<Result<_, _>>()?;
             return Ok(if negated { Expression::NotIn(key, set) } else { Expression::In(key, set) });
         }
     }
@@ -66,7 +68,11 @@ fn parse_requirement(requirement: &str) -> Result<Expression, String> {
         if let Some((key, value)) = requirement.split_once(operator) {
             let key = valid_key(key.trim()).map_err(|e| invalid(&e))?;
             let value = valid_value(value.trim()).map_err(|e| invalid(&e))?;
-            return Ok(if negated { Expression::NotEqual(key, value) } else { Expression::Equal(key, value) });
+            return Ok(if negated {
+                Expression::NotEqual(key, value)
+            } else {
+                Expression::Equal(key, value)
+            });
         }
     }
     Ok(Expression::Exists(valid_key(requirement).map_err(|e| invalid(&e))?))
@@ -74,7 +80,10 @@ fn parse_requirement(requirement: &str) -> Result<Expression, String> {
 
 fn valid_key(key: &str) -> Result<String, String> {
     let name = key.rsplit_once('/').map_or(key, |(_, name)| name);
-    if name.is_empty() || name.len() > 63 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+    if name.is_empty()
+        || name.len() > 63
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+    {
         return Err(format!("invalid label key {key:?}"));
     }
     Ok(key.to_string())

@@ -96,7 +96,8 @@ pub const SCHEMA_VERSION: &str = "kubectl-milvus/v1";
 
 pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(), Error> {
     let kube = Kube::connect(flags).await?;
-    let scope = if args.all_namespaces { Scope::AllNamespaces } else { Scope::Namespace(kube.namespace.clone()) };
+    let scope =
+        if args.all_namespaces { Scope::AllNamespaces } else { Scope::Namespace(kube.namespace.clone()) };
     let reading = read::read(&kube, &scope, Kinds { pods: true, hpas: false, milvuses: true }).await?;
     let options = DiscoveryOptions { name_label: args.name_override.clone(), now: Timestamp::now() };
     let mut releases = milvus::discover(&reading.inventory, &options);
@@ -125,7 +126,8 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
                     Scope::AllNamespaces => eprintln!("No Milvus releases found."),
                 }
             } else {
-                table(&releases, args.all_namespaces, format == OutputFormat::Wide, options.now).write(out)?;
+                table(&releases, args.all_namespaces, format == OutputFormat::Wide, options.now)
+                    .write(out)?;
             }
         }
     }
@@ -134,7 +136,12 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
 }
 
 /// A release matches `-l` when its Milvus object or any of its Milvus workloads carries matching labels.
-fn release_matches(release: &Release, inventory: &milvus::Inventory, selector: &Selector, name_label: &str) -> bool {
+fn release_matches(
+    release: &Release,
+    inventory: &milvus::Inventory,
+    selector: &Selector,
+    name_label: &str,
+) -> bool {
     let labels_match = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
         let empty = BTreeMap::new();
         let labels = meta.labels.as_ref().unwrap_or(&empty);
@@ -188,7 +195,9 @@ fn dependency_summary(release: &Release) -> Vec<DependencySummary> {
                 entry.ready += dependency.ready;
                 entry.desired += dependency.desired;
             }
-            None => folded.push(DependencySummary { name, ready: dependency.ready, desired: dependency.desired }),
+            None => {
+                folded.push(DependencySummary { name, ready: dependency.ready, desired: dependency.desired })
+            }
         }
     }
     folded
@@ -220,22 +229,36 @@ fn table(releases: &[Release], all_namespaces: bool, wide: bool, now: Timestamp)
         if all_namespaces {
             row.push(Cell::new(&release.namespace));
         }
-        let components_tone = if summary.components.ready < summary.components.total { Tone::Bad } else { Tone::Plain };
+        let components_tone =
+            if summary.components.ready < summary.components.total { Tone::Bad } else { Tone::Plain };
         row.extend([
             Cell::new(&release.name),
             Cell::new(summary.managed_by),
             Cell::new(summary.mode),
             Cell::new(summary.version.as_deref().unwrap_or("<unknown>")),
-            Cell::toned(format!("{}/{}", summary.components.ready, summary.components.total), components_tone),
+            Cell::toned(
+                format!("{}/{}", summary.components.ready, summary.components.total),
+                components_tone,
+            ),
             Cell::toned(release.health.to_string(), health_tone(release.health)),
             Cell::new(output::age(release.created, now)),
         ]);
         if wide {
-            let chart = summary.chart.clone().or_else(|| summary.operator_status.as_ref().map(|s| format!("operator ({s})")));
+            let chart = summary
+                .chart
+                .clone()
+                .or_else(|| summary.operator_status.as_ref().map(|s| format!("operator ({s})")));
             row.push(Cell::new(chart.unwrap_or_else(|| "<none>".into())));
-            let dependencies: Vec<String> =
-                summary.dependencies.iter().map(|d| format!("{} {}/{}", d.name, d.ready, d.desired)).collect();
-            row.push(Cell::new(if dependencies.is_empty() { "<none>".to_string() } else { dependencies.join(", ") }));
+            let dependencies: Vec<String> = summary
+                .dependencies
+                .iter()
+                .map(|d| format!("{} {}/{}", d.name, d.ready, d.desired))
+                .collect();
+            row.push(Cell::new(if dependencies.is_empty() {
+                "<none>".to_string()
+            } else {
+                dependencies.join(", ")
+            }));
         }
         table.push(row);
     }

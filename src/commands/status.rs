@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::list::{SCHEMA_VERSION, health_tone};
-use crate::client::read::{self, Kinds, Note, Scope};
+use crate::client::read::{self, Kinds, Note, NoteKind, Scope};
 use crate::client::{Kube, KubeFlags};
 use crate::error::{Error, exit};
 use crate::milvus::{self, Component, Dependency, DiscoveryOptions, Health, ManagedBy, PodSummary, Release};
@@ -89,19 +89,31 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         render(&release, &notes, &args, out)?;
         return exit_for(&release, &args);
     }
+    // One Ctrl-C listener for the whole watch, so an interrupt during a refresh is not lost.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let mut last = None;
     loop {
-        let (release, notes) = find_release(&kube, &args).await?;
-        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-            // Clear the screen and home the cursor, as `watch` does.
-            write!(out, "\x1b[2J\x1b[H")?;
-        }
-        render(&release, &notes, &args, out)?;
-        writeln!(out)?;
-        out.flush()?;
+        let refresh = async {
+            let (release, notes) = find_release(&kube, &args).await?;
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                // Clear the screen and home the cursor, as `watch` does.
+                write!(out, "\x1b[2J\x1b[H")?;
+            }
+            render(&release, &notes, &args, out)?;
+            writeln!(out)?;
+            out.flush()?;
+            tokio::time::sleep(args.interval).await;
+            Ok::<_, Error>(release)
+        };
         tokio::select! {
-            _ = tokio::time::sleep(args.interval) => {}
-            _ = tokio::signal::ctrl_c() => return exit_for(&release, &args),
+            result = refresh => last = Some(result?),
+            _ = &mut interrupted => break,
         }
+    }
+    match last {
+        Some(release) => exit_for(&release, &args),
+        None => Ok(()),
     }
 }
 
@@ -114,13 +126,16 @@ fn exit_for(release: &Release, args: &Args) -> Result<(), Error> {
 
 /// Reads the namespace (or cluster) once, concurrently, and picks the named release.
 async fn find_release(kube: &Kube, args: &Args) -> Result<(Release, Vec<Note>), Error> {
-    let scope = if args.all_namespaces { Scope::AllNamespaces } else { Scope::Namespace(kube.namespace.clone()) };
+    let scope =
+        if args.all_namespaces { Scope::AllNamespaces } else { Scope::Namespace(kube.namespace.clone()) };
     let reading = read::read(kube, &scope, Kinds { pods: true, hpas: true, milvuses: true }).await?;
     let options = DiscoveryOptions { name_label: args.name_override.clone(), now: Timestamp::now() };
     let releases = milvus::discover(&reading.inventory, &options);
+    // A missing Milvus CRD only matters to `list`: this release was found (or not) either way.
+    let notes: Vec<Note> = reading.notes.into_iter().filter(|n| n.kind != NoteKind::NoMilvusCrd).collect();
     let mut matching: Vec<Release> = releases.iter().filter(|r| r.name == args.release).cloned().collect();
     match matching.len() {
-        1 => Ok((matching.remove(0), reading.notes)),
+        1 => Ok((matching.remove(0), notes)),
         0 => Err(not_found(kube, args, &scope, &releases).await),
         _ => {
             let namespaces: Vec<&str> = matching.iter().map(|r| r.namespace.as_str()).collect();
@@ -139,22 +154,26 @@ async fn not_found(kube: &Kube, args: &Args, scope: &Scope, here: &[Release]) ->
     let Scope::Namespace(namespace) = scope else {
         return Error::ReleaseNotFound(format!("Milvus release \"{name}\" not found in any namespace"));
     };
-    let elsewhere = match read::read(kube, &Scope::AllNamespaces, Kinds { milvuses: true, ..Kinds::default() }).await {
-        Ok(reading) => {
-            let options = DiscoveryOptions { name_label: args.name_override.clone(), now: Timestamp::now() };
-            milvus::discover(&reading.inventory, &options)
-                .into_iter()
-                .filter(|r| &r.name == name)
-                .map(|r| r.namespace)
-                .collect()
-        }
-        // Not allowed to look cluster-wide: say only what we know.
-        Err(_) => Vec::new(),
-    };
+    let elsewhere =
+        match read::read(kube, &Scope::AllNamespaces, Kinds { milvuses: true, ..Kinds::default() }).await {
+            Ok(reading) => {
+                let options =
+                    DiscoveryOptions { name_label: args.name_override.clone(), now: Timestamp::now() };
+                milvus::discover(&reading.inventory, &options)
+                    .into_iter()
+                    .filter(|r| &r.name == name)
+                    .map(|r| r.namespace)
+                    .collect()
+            }
+            // Not allowed to look cluster-wide: say only what we know.
+            Err(_) => Vec::new(),
+        };
     let base = format!("Milvus release \"{name}\" not found in namespace \"{namespace}\"");
     let hint = match elsewhere.as_slice() {
         [one] => format!(": found in namespace {one}, use -n {one}"),
-        [] if here.is_empty() => ": there are no Milvus releases in this namespace (kubectl milvus list -A shows all)".into(),
+        [] if here.is_empty() => {
+            ": there are no Milvus releases in this namespace (kubectl milvus list -A shows all)".into()
+        }
         [] => {
             let names: Vec<&str> = here.iter().map(|r| r.name.as_str()).collect();
             format!(": releases in this namespace: {}", names.join(", "))
@@ -193,13 +212,12 @@ fn render(release: &Release, notes: &[Note], args: &Args, out: &mut dyn Write) -
     if !release.problems.is_empty() {
         writeln!(out)?;
         writeln!(out, "{}", Tone::Bold.paint("Problems", owo_colors::Stream::Stdout))?;
-        let mut table = Table::new(["POD", "OWNER", "PROBLEM", "DETAIL"]);
+        let mut table = Table::new(["POD", "OWNER", "REASON"]);
         for problem in &release.problems {
             table.push(vec![
                 Cell::new(&problem.pod),
                 Cell::new(&problem.owner),
-                Cell::toned(problem.kind.to_string(), Tone::Bad),
-                Cell::new(&problem.reason),
+                Cell::toned(&problem.reason, Tone::Bad),
             ]);
         }
         table.write(out)?;
@@ -223,8 +241,13 @@ fn write_summary(release: &Release, out: &mut dyn Write) -> Result<(), Error> {
             (None, false) => "Milvus Operator (the Milvus object could not be read)".into(),
         },
     };
-    let health = Tone::paint(health_tone(release.health), release.health.as_str(), owo_colors::Stream::Stdout);
-    let reason = if release.health_reason.is_empty() { String::new() } else { format!(" ({})", release.health_reason) };
+    let health =
+        Tone::paint(health_tone(release.health), release.health.as_str(), owo_colors::Stream::Stdout);
+    let reason = if release.health_reason.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", release.health_reason)
+    };
     let lines = [
         ("Release", release.name.clone()),
         ("Namespace", release.namespace.clone()),
@@ -277,14 +300,24 @@ fn components_table(components: &[Component], now: Timestamp) -> Table {
             Cell::new(&component.display_name),
             Cell::new(component.desired.to_string()),
             Cell::toned(component.ready.to_string(), count_tone(component.ready, component.desired)),
-            Cell::toned(component.up_to_date.to_string(), count_tone(component.up_to_date, component.desired)),
+            Cell::toned(
+                component.up_to_date.to_string(),
+                count_tone(component.up_to_date, component.desired),
+            ),
             Cell::toned(component.available.to_string(), count_tone(component.available, component.desired)),
-            Cell::toned(component.restarts.to_string(), if component.restarts > 0 { Tone::Warn } else { Tone::Plain }),
+            Cell::toned(
+                component.restarts.to_string(),
+                if component.restarts > 0 { Tone::Warn } else { Tone::Plain },
+            ),
             Cell::new(output::age(component.created, now)),
         ];
         if with_hpa {
             row.push(Cell::new(
-                component.hpa.as_ref().map(|h| format!("{} ({}-{})", h.name, h.min_replicas, h.max_replicas)).unwrap_or_else(|| "-".into()),
+                component
+                    .hpa
+                    .as_ref()
+                    .map(|h| format!("{} ({}-{})", h.name, h.min_replicas, h.max_replicas))
+                    .unwrap_or_else(|| "-".into()),
             ));
         }
         let mut status = status_cell(component.health, &component.reason);
@@ -304,7 +337,10 @@ fn dependencies_table(dependencies: &[Dependency], now: Timestamp) -> Table {
             Cell::new(&dependency.display_name),
             Cell::new(dependency.desired.to_string()),
             Cell::toned(dependency.ready.to_string(), count_tone(dependency.ready, dependency.desired)),
-            Cell::toned(dependency.restarts.to_string(), if dependency.restarts > 0 { Tone::Warn } else { Tone::Plain }),
+            Cell::toned(
+                dependency.restarts.to_string(),
+                if dependency.restarts > 0 { Tone::Warn } else { Tone::Plain },
+            ),
             Cell::new(output::age(dependency.created, now)),
             status_cell(dependency.health, &dependency.reason),
         ]);
@@ -328,11 +364,15 @@ fn pods_table(release: &Release, now: Timestamp) -> Table {
 }
 
 fn pod_row(owner: &str, pod: &PodSummary, now: Timestamp) -> Vec<Cell> {
-    let healthy = matches!(pod.status.as_str(), "Running" | "Completed") && pod.ready_containers == pod.total_containers;
+    let healthy = matches!(pod.status.as_str(), "Running" | "Completed")
+        && pod.ready_containers == pod.total_containers;
     vec![
         Cell::new(owner),
         Cell::new(&pod.name),
-        Cell::toned(format!("{}/{}", pod.ready_containers, pod.total_containers), count_tone(pod.ready_containers, pod.total_containers)),
+        Cell::toned(
+            format!("{}/{}", pod.ready_containers, pod.total_containers),
+            count_tone(pod.ready_containers, pod.total_containers),
+        ),
         Cell::toned(&pod.status, if healthy { Tone::Plain } else { Tone::Bad }),
         Cell::new(pod.restarts.to_string()),
         Cell::new(output::age(pod.created, now)),

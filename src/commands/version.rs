@@ -56,14 +56,19 @@ struct ServerVersion {
 }
 
 fn client_version() -> ClientVersion {
-    ClientVersion { version: concat!("v", env!("CARGO_PKG_VERSION")), git_commit: option_env!("KUBECTL_MILVUS_GIT_COMMIT") }
+    ClientVersion {
+        version: concat!("v", env!("CARGO_PKG_VERSION")),
+        git_commit: option_env!("KUBECTL_MILVUS_GIT_COMMIT"),
+    }
 }
 
 pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(), Error> {
     if let Some(format) = args.output
         && !format.is_structured()
     {
-        return Err(Error::Usage(format!("--output must be 'yaml' or 'json', not {format:?}").to_lowercase()));
+        return Err(Error::Usage(
+            format!("--output must be 'yaml' or 'json', not {format:?}").to_lowercase(),
+        ));
     }
     let client = client_version();
     let mut versions = Versions { client_version: client, server_version: None };
@@ -94,5 +99,10 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
 async fn fetch_server_version(flags: &KubeFlags) -> Result<ServerVersion, Error> {
     let kube = Kube::connect(flags).await?;
     let info = kube.client.apiserver_version().await.map_err(|e| Error::api(e, &kube.server))?;
-    Ok(ServerVersion { git_version: info.git_version, major: info.major, minor: info.minor, platform: info.platform })
+    Ok(ServerVersion {
+        git_version: info.git_version,
+        major: info.major,
+        minor: info.minor,
+        platform: info.platform,
+    })
 }

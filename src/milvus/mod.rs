@@ -47,7 +47,7 @@ pub struct DiscoveryOptions {
 
 /// How a release got onto the cluster.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum ManagedBy {
     /// Installed with the Helm chart; `chart` is the `helm.sh/chart` label, e.g. `milvus-5.0.19`.
     Helm { chart: Option<String> },

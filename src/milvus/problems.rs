@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use serde::Serialize;
 
 use super::PodSummary;
+use crate::output::human_duration;
 
 /// A pod Terminating for longer than this is stuck (node gone, finalizer blocking).
 pub const STUCK_TERMINATING_SECS: i64 = 5 * 60;
@@ -251,56 +252,6 @@ fn kubectl_status(pod: &Pod) -> KubectlStatus {
     KubectlStatus { reason, ready, total, restarts }
 }
 
-/// A duration as kubectl prints ages and "for" durations (`duration.HumanDuration` of
-/// k8s.io/apimachinery): `45s`, `2m5s`, `12m`, `3h20m`, `2d4h`, `30d`, `2y10d`.
-pub fn short_duration(secs: i64) -> String {
-    if secs < -1 {
-        return "<invalid>".to_string();
-    }
-    if secs < 0 {
-        return "0s".to_string();
-    }
-    if secs < 120 {
-        return format!("{secs}s");
-    }
-    let minutes = secs / 60;
-    if minutes < 10 {
-        return match secs % 60 {
-            0 => format!("{minutes}m"),
-            s => format!("{minutes}m{s}s"),
-        };
-    }
-    if minutes < 60 * 3 {
-        return format!("{minutes}m");
-    }
-    let hours = secs / 3600;
-    if hours < 8 {
-        return match minutes % 60 {
-            0 => format!("{hours}h"),
-            m => format!("{hours}h{m}m"),
-        };
-    }
-    if hours < 48 {
-        return format!("{hours}h");
-    }
-    if hours < 24 * 8 {
-        return match hours % 24 {
-            0 => format!("{}d", hours / 24),
-            h => format!("{}d{h}h", hours / 24),
-        };
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
-    }
-    if hours < 24 * 365 * 8 {
-        return match (hours / 24) % 365 {
-            0 => format!("{}y", hours / 24 / 365),
-            d => format!("{}y{d}d", hours / 24 / 365),
-        };
-    }
-    format!("{}y", hours / 24 / 365)
-}
-
 fn secs_since(t: Option<Timestamp>, now: Timestamp) -> Option<i64> {
     t.map(|t| now.as_second() - t.as_second())
 }
@@ -352,7 +303,7 @@ pub fn detect_problem(pod: &Pod, now: Timestamp) -> Option<(ProblemKind, String)
         if since > STUCK_TERMINATING_SECS && phase != "Failed" {
             return Some((
                 ProblemKind::Terminating,
-                format!("Terminating for {}{on_node}", short_duration(since)),
+                format!("Terminating for {}{on_node}", human_duration(since)),
             ));
         }
         return None;
@@ -477,7 +428,7 @@ pub fn detect_problem(pod: &Pod, now: Timestamp) -> Option<(ProblemKind, String)
         if age > SLOW_START_SECS {
             return Some((
                 ProblemKind::Pending,
-                format!("Pending for {}: {}", short_duration(age), pod_status(pod)),
+                format!("Pending for {}: {}", human_duration(age), pod_status(pod)),
             ));
         }
         return None;
@@ -503,7 +454,7 @@ pub fn detect_problem(pod: &Pod, now: Timestamp) -> Option<(ProblemKind, String)
                     format!(
                         "NotReady: {noun} {} not ready for {}{extra}",
                         names.join(", "),
-                        short_duration(age)
+                        human_duration(age)
                     ),
                 ));
             }
@@ -522,7 +473,7 @@ pub fn detect_problem(pod: &Pod, now: Timestamp) -> Option<(ProblemKind, String)
                     format!(
                         "Restarted: container {} restarted {} ago after {last}{}",
                         c.name,
-                        short_duration(ago),
+                        human_duration(ago),
                         restarts_suffix(c.restart_count)
                     ),
                 ));
@@ -530,28 +481,4 @@ pub fn detect_problem(pod: &Pod, now: Timestamp) -> Option<(ProblemKind, String)
         }
     }
     None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::short_duration;
-
-    #[test]
-    fn durations_like_kubectl() {
-        let cases = [
-            (-5, "<invalid>"),
-            (0, "0s"),
-            (119, "119s"),
-            (125, "2m5s"),
-            (600, "10m"),
-            (3 * 3600 + 1200, "3h20m"),
-            (30 * 3600, "30h"),
-            (2 * 86400 + 4 * 3600, "2d4h"),
-            (30 * 86400, "30d"),
-            (3 * 365 * 86400, "3y"),
-        ];
-        for (secs, want) in cases {
-            assert_eq!(short_duration(secs), want, "{secs}");
-        }
-    }
 }

@@ -17,6 +17,10 @@ pub fn init(choice: ColorChoice) {
     match choice {
         ColorChoice::Always => owo_colors::set_override(true),
         ColorChoice::Never => owo_colors::set_override(false),
+        // NO_COLOR (https://no-color.org) wins over any FORCE_COLOR in auto mode.
+        ColorChoice::Auto if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) => {
+            owo_colors::set_override(false)
+        }
         ColorChoice::Auto => {}
     }
 }

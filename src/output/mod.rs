@@ -46,7 +46,11 @@ pub fn parse_output_format(value: &str) -> Result<OutputFormat, String> {
 }
 
 /// Writes `value` as pretty JSON (with a trailing newline) or YAML.
-pub fn write_structured<T: Serialize>(out: &mut dyn Write, format: OutputFormat, value: &T) -> Result<(), Error> {
+pub fn write_structured<T: Serialize>(
+    out: &mut dyn Write,
+    format: OutputFormat,
+    value: &T,
+) -> Result<(), Error> {
     match format {
         OutputFormat::Yaml => {
             let text = serde_yaml::to_string(value).map_err(|e| Error::Serialize(e.to_string()))?;

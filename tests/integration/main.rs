@@ -1,0 +1,9 @@
+//! Integration tests: the real `kubectl-milvus` binary, run directly and as `kubectl milvus`, against the
+//! loopback Kubernetes API of `milvus-test-api`.
+
+mod cli;
+mod fixtures;
+mod list;
+mod rbac;
+mod status;
+mod support;

@@ -1,0 +1,158 @@
+//! Running the plugin the way users do: the built binary directly, and `kubectl milvus …` through the
+//! real kubectl (plugin discovery by PATH), against the loopback test API.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub use milvus_test_api::{Fault, MilvusStatus, PodBehaviour, RequestRecord, Rules, TestApi};
+use serde_json::Value;
+
+/// Ages of everything loaded: long enough that the AGE column (`20m`) is stable for a minute.
+pub const AGE: Duration = Duration::from_secs(20 * 60);
+
+pub fn plugin_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_kubectl-milvus"))
+}
+
+/// A directory holding only a `kubectl-milvus` link to the built binary, to put first on the PATH.
+fn plugin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-path");
+        std::fs::create_dir_all(&dir).expect("create plugin dir");
+        let link = dir.join("kubectl-milvus");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(plugin_binary(), &link).expect("link plugin");
+        dir
+    })
+}
+
+/// The result of one run.
+#[derive(Debug)]
+pub struct Run {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+}
+
+impl Run {
+    fn from(output: Output) -> Self {
+        Run {
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            code: output.status.code().unwrap_or(-1),
+        }
+    }
+
+    pub fn success(self) -> Self {
+        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn failure(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    pub fn yaml(&self) -> Value {
+        serde_yaml::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not YAML ({e}):\n{}", self.stdout))
+    }
+}
+
+/// How the plugin is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `kubectl-milvus …`
+    Binary,
+    /// `kubectl milvus …` through the real kubectl.
+    Kubectl,
+}
+
+/// A command line for the plugin with a clean environment: no colour forcing, no stray kubeconfig.
+pub fn command(via: Via, kubeconfig: Option<&Path>, args: &[&str]) -> Command {
+    let mut cmd = match via {
+        Via::Binary => Command::new(plugin_binary()),
+        Via::Kubectl => {
+            let mut cmd = Command::new("kubectl");
+            cmd.arg("milvus");
+            cmd
+        }
+    };
+    cmd.args(args);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![plugin_dir().to_path_buf()];
+    paths.extend(std::env::split_paths(&path));
+    cmd.env("PATH", std::env::join_paths(paths).expect("PATH"));
+    cmd.env_remove("KUBECONFIG")
+        .env_remove("NO_COLOR")
+        .env_remove("FORCE_COLOR")
+        .env_remove("CLICOLOR_FORCE");
+    // A HOME without ~/.kube/config, so only what the test gives is used.
+    cmd.env("HOME", env!("CARGO_TARGET_TMPDIR"));
+    if let Some(kubeconfig) = kubeconfig {
+        cmd.env("KUBECONFIG", kubeconfig);
+    }
+    cmd
+}
+
+pub fn run_via(via: Via, kubeconfig: Option<&Path>, args: &[&str]) -> Run {
+    let output = command(via, kubeconfig, args).output().expect("start the plugin");
+    Run::from(output)
+}
+
+/// Runs `kubectl-milvus ARGS` against `api`.
+pub fn run(api: &TestApi, args: &[&str]) -> Run {
+    run_via(Via::Binary, Some(api.kubeconfig_path()), args)
+}
+
+/// Runs `kubectl milvus ARGS` against `api`, through the real kubectl.
+pub fn kubectl(api: &TestApi, args: &[&str]) -> Run {
+    run_via(Via::Kubectl, Some(api.kubeconfig_path()), args)
+}
+
+/// Requests that reached resources (discovery and /version excluded).
+pub fn resource_requests(api: &TestApi) -> Vec<RequestRecord> {
+    api.requests().into_iter().filter(|r| !r.is_discovery()).collect()
+}
+
+/// `METHOD path` of each request, sorted, for comparing request sets regardless of order.
+pub fn request_lines(requests: &[RequestRecord]) -> Vec<String> {
+    let mut lines: Vec<String> = requests.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    lines.sort();
+    lines
+}
+
+/// The sandbox-like cluster used by most tests: a healthy Helm release in `default`, a Helm release with
+/// an HPA and failing pods in `prod`, and an operator release in `operator`.
+pub fn three_releases() -> TestApi {
+    TestApi::builder()
+        .age(AGE)
+        .fixture("helm/default.yaml")
+        .helm_install(true)
+        .fixture_as("helm/coordinators-hpa.yaml", "search", "prod")
+        .helm_install(true)
+        .replicas("prod/search-milvus-querynode", 3)
+        .pod_behaviour("prod/search-milvus-querynode", 1, PodBehaviour::oom_killed(12))
+        .pod_behaviour("prod/search-milvus-querynode", 2, PodBehaviour::PendingUnschedulable)
+        .fixture("operator/milvus-crd.yaml")
+        .fixture_as("operator/cluster.yaml", "vectors", "operator")
+        .milvus_status(MilvusStatus::Healthy)
+        .start()
+}
+
+/// One Helm release from a fixture in `default`, every pod ready.
+pub fn helm_release(fixture: &str) -> TestApi {
+    TestApi::builder().age(AGE).fixture(fixture).helm_install(true).start()
+}
