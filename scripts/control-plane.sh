@@ -1,0 +1,660 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane for kubectl-milvus integration tests:
+# etcd + kube-apiserver + kube-controller-manager, all on 127.0.0.1,
+# no kubelet and no container runtime (pods are created by the real
+# controllers but stay Pending unless a test patches their status).
+#
+# The binaries are built once from Debian bookworm's `kubernetes` source
+# package (Kubernetes 1.20.2) and cached outside the repository.
+#
+# Usage: see `usage` below or run `scripts/control-plane.sh help`.
+#
+# Test-harness contract
+# ---------------------
+#   * `up DIR` writes DIR/pids (one "name pid" line per process) *before* it
+#     waits for readiness, so `down DIR` can always find what was started,
+#     even when the harness (or `up` itself) died half way.
+#   * The harness should call `down DIR` from a Drop impl / finally block.
+#     `down` is idempotent: calling it twice, or on a DIR where `up` failed,
+#     is fine.
+#   * `up --parent-pid PID DIR` additionally starts a watchdog that runs
+#     `down DIR` as soon as PID disappears, so nothing survives a harness
+#     that was SIGKILLed (where no Drop runs). Pass the test process's PID.
+#   * If `up` fails, it tears down everything it started before exiting
+#     non-zero and leaves the logs in DIR/logs/ for diagnosis.
+set -euo pipefail
+
+K8S_VERSION=1.20.2
+# Commit of the v1.20.2 tag; only used for `kubectl version` output.
+K8S_GIT_COMMIT=faecb196815e248d3ecfb03c680a4507229c2a56
+GO_PKG=golang-1.19
+GO_BIN_DIR=/usr/lib/go-1.19/bin
+# `up` needs etcd-server, openssl, curl and python3 (free ports); `build`
+# needs the rest (make and patch come with dpkg-dev).
+APT_PACKAGES=("$GO_PKG" rsync etcd-server dpkg-dev openssl curl)
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE_ROOT=${KUBECTL_MILVUS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-milvus}
+K8S_CACHE=$CACHE_ROOT/kubernetes-v$K8S_VERSION
+BIN_DIR=$K8S_CACHE/bin
+# Restricted users that get a token + kubeconfig but NO RBAC bindings.
+RESTRICTED_USERS=(viewer scaler noaccess)
+# Seconds `up` waits for the API server before giving up.
+UP_TIMEOUT=${CONTROL_PLANE_UP_TIMEOUT:-60}
+
+usage() {
+  cat <<EOF
+Usage: $(basename "$0") COMMAND [ARGS]
+
+Commands:
+  deps                        Only the first half of 'build': apt packages,
+                              deb-src entry, source download (no compiling).
+  build                       Install build deps (apt), fetch Debian's kubernetes
+                              $K8S_VERSION source, patch it, build and cache
+                              kube-apiserver + kube-controller-manager in
+                              $BIN_DIR
+                              (no-op when already cached).
+  up [--parent-pid PID] DIR   Start etcd, kube-apiserver, kube-controller-manager
+                              on free 127.0.0.1 ports; state, kubeconfigs and
+                              logs go to DIR. Returns once the API is ready.
+                              With --parent-pid, a watchdog runs 'down DIR'
+                              when PID exits.
+  down DIR                    Stop everything started for DIR (TERM, then KILL),
+                              delete the etcd data. Idempotent.
+  status DIR                  Show which recorded processes are alive.
+  help                        Show this message.
+
+Files written by 'up' into DIR:
+  admin.kubeconfig            context 'admin' (group system:masters)
+  viewer.kubeconfig, scaler.kubeconfig, noaccess.kubeconfig
+                              token users without any RBAC binding
+  env                         shell-sourceable: KUBECONFIG, CONTROL_PLANE_SERVER,
+                              CONTROL_PLANE_DIR, CONTROL_PLANE_CA,
+                              CONTROL_PLANE_ADMIN_TOKEN, CONTROL_PLANE_ETCD,
+                              ETCD_PID, KUBE_APISERVER_PID, ... (one per process)
+  pids                        "name pid" per line (used by 'down')
+  logs/                       etcd.log, kube-apiserver.log,
+                              kube-controller-manager.log, watchdog.log
+
+Environment:
+  KUBECTL_MILVUS_CACHE        cache root (default ~/.cache/kubectl-milvus)
+  CONTROL_PLANE_UP_TIMEOUT    seconds to wait for readiness (default 60)
+EOF
+}
+
+log() { printf '[control-plane] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+now() { date +%s.%N; }
+elapsed() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1fs", e - s }'; }
+
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
+}
+
+###########################################################################
+# build
+###########################################################################
+
+# Adds a deb-src entry mirroring the machine's Debian entry, if none exists.
+ensure_deb_src() {
+  local f
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [[ -f $f ]] && grep -Eq '^[[:space:]]*deb-src[[:space:]]' "$f" && return 1
+  done
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [[ -f $f ]] && grep -Eiq '^Types:.*deb-src' "$f" && return 1
+  done
+
+  local suite uri="" keyring=""
+  # shellcheck disable=SC1091
+  suite=$(. /etc/os-release && echo "${VERSION_CODENAME:?}")
+  if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
+    # deb822: take URIs/Signed-By of the stanza whose Suites contains $suite.
+    read -r uri keyring < <(awk -v suite="$suite" '
+      function flush() { if (ok && uri != "") { print uri, key; ok = 0; exit } ok = 0; uri = ""; key = "" }
+      /^[[:space:]]*$/ { flush(); next }
+      /^URIs:/      { uri = $2 }
+      /^Signed-By:/ { key = $2 }
+      /^Suites:/    { for (i = 2; i <= NF; i++) if ($i == suite) ok = 1 }
+      END { flush() }' /etc/apt/sources.list.d/debian.sources) || true
+  fi
+  if [[ -z $uri && -f /etc/apt/sources.list ]]; then
+    # one-line format: deb [signed-by=KEY] URI SUITE main ...
+    read -r uri keyring < <(awk -v suite="$suite" '
+      $1 == "deb" {
+        key = ""; i = 2
+        if ($2 ~ /^\[/) {
+          for (; i <= NF; i++) {
+            if ($i ~ /signed-by=/) { key = $i; sub(/.*signed-by=/, "", key); sub(/\]$/, "", key) }
+            if ($i ~ /\]$/) { i++; break }
+          }
+        }
+        if ($(i + 1) == suite) { print $i, key; exit }
+      }' /etc/apt/sources.list) || true
+  fi
+  [[ -n $uri ]] || die "cannot find the Debian '$suite' entry in /etc/apt/sources.list{,.d/debian.sources}"
+  [[ -n $keyring ]] || keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  log "adding deb-src entry for $uri $suite (keyring $keyring)"
+  as_root tee /etc/apt/sources.list.d/debian-src.sources >/dev/null <<EOF
+Types: deb-src
+URIs: $uri
+Suites: $suite
+Components: main
+Signed-By: $keyring
+EOF
+  return 0
+}
+
+provision_packages() {
+  local missing=() p updated=0
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ensure_deb_src; then
+    as_root apt-get update -qq
+    updated=1
+  fi
+  if ((${#missing[@]})); then
+    log "installing: ${missing[*]}"
+    ((updated)) || as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+# Downloads the source package into $K8S_CACHE/source (kept: ~35 MB).
+fetch_source() {
+  local dir=$K8S_CACHE/source
+  mkdir -p "$dir"
+  if compgen -G "$dir/kubernetes_*.dsc" >/dev/null; then
+    return 0
+  fi
+  log "fetching Debian source package 'kubernetes'"
+  (
+    cd "$dir"
+    # --download-only: we unpack ourselves below. Retry once after an
+    # `apt-get update` in case the deb-src index was never downloaded.
+    apt-get source --download-only kubernetes ||
+      { as_root apt-get update -qq && apt-get source --download-only kubernetes; }
+  )
+  local v
+  v=$(awk '/^Version:/ { print $2 }' "$dir"/kubernetes_*.dsc)
+  [[ $v == *really$K8S_VERSION-* ]] || die "source package version $v is not Kubernetes $K8S_VERSION"
+}
+
+build() {
+  local t0 t
+  t0=$(now)
+  if [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/kube-controller-manager ]]; then
+    log "cached: $BIN_DIR ($(elapsed "$t0"))"
+    return 0
+  fi
+  t=$(now); provision_packages; log "packages ready ($(elapsed "$t"))"
+  t=$(now); fetch_source; log "source ready ($(elapsed "$t"))"
+
+  mkdir -p "$K8S_CACHE"
+  # One build at a time per cache (parallel test jobs may all call `build`).
+  exec 9>"$K8S_CACHE/.build.lock"
+  flock 9
+  if [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/kube-controller-manager ]]; then
+    log "built by a concurrent run: $BIN_DIR"
+    return 0
+  fi
+
+  # Fixed work path (not mktemp) so the Go build cache (~/.cache/go-build)
+  # is reused if an interrupted build is restarted.
+  local work=$K8S_CACHE/build.tmp
+  rm -rf "$work"
+  # shellcheck disable=SC2064
+  trap "rm -rf '$work'" EXIT
+  local tree=$work/gopath/src/k8s.io/kubernetes
+  mkdir -p "${tree%/*}"
+
+  t=$(now)
+  # Unpacks the upstream tree and applies Debian's (kubectl-only) patches.
+  dpkg-source --no-check -x "$K8S_CACHE"/source/kubernetes_*.dsc "$tree" >/dev/null
+  patch -d "$tree" -p1 -N --no-backup-if-mismatch -s \
+    <"$SCRIPT_DIR/control-plane/reflect2-go1.18-mapiter.patch"
+  log "source unpacked and patched ($(elapsed "$t"))"
+
+  export PATH=$GO_BIN_DIR:$PATH
+  t=$(now)
+  # Generates pkg/generated/openapi/zz_generated.openapi.go (and friends),
+  # which are not part of the release tarball.
+  make -C "$tree" generated_files >"$work/generated_files.log" 2>&1 ||
+    { tail -50 "$work/generated_files.log" >&2; die "make generated_files failed"; }
+  log "make generated_files ($(elapsed "$t"))"
+
+  t=$(now)
+  local build_date ldflags="-s -w" pkg
+  build_date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  # Both packages carry version info: component-base (server /version) and
+  # client-go (User-Agent); without -X the server reports v0.0.0-master.
+  for pkg in k8s.io/kubernetes/vendor/k8s.io/component-base/version \
+    k8s.io/kubernetes/vendor/k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=${K8S_VERSION%%.*}"
+    ldflags+=" -X $pkg.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION") -X $pkg.gitCommit=$K8S_GIT_COMMIT"
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
+  done
+  mkdir -p "$work/bin"
+  (
+    cd "$tree"
+    # GOPATH mode with the vendored deps, exactly like 1.20's hack/ scripts.
+    GO111MODULE=off GOPATH=$work/gopath GOFLAGS='' CGO_ENABLED=0 \
+      go build -ldflags "$ldflags" -o "$work/bin/" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+  )
+  log "go build ($(elapsed "$t"))"
+  "$work/bin/kube-apiserver" --version >&2
+
+  # Atomic publish: rename(2) of a directory within the same filesystem.
+  mv -T "$work/bin" "$BIN_DIR"
+  rm -rf "$work"
+  trap - EXIT
+  log "built $BIN_DIR (total $(elapsed "$t0"))"
+}
+
+###########################################################################
+# up / down
+###########################################################################
+
+# Prints N distinct free TCP ports on 127.0.0.1 (kernel-assigned, port 0).
+free_ports() {
+  python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+write_kubeconfig() { # file user token ca_file server
+  cat >"$1" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: milvus-test
+  cluster:
+    server: $5
+    certificate-authority-data: $(base64 -w0 <"$4")
+users:
+- name: $2
+  user:
+    token: $3
+contexts:
+- name: $2
+  context:
+    cluster: milvus-test
+    user: $2
+    namespace: default
+current-context: $2
+EOF
+}
+
+gen_pki() { # dir
+  local d=$1
+  (
+    cd "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=milvus-test-ca \
+      -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj /CN=kube-apiserver \
+      -keyout apiserver.key -out apiserver.csr 2>/dev/null
+    printf '%s\n' 'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes.default.svc' \
+      'extendedKeyUsage=serverAuth' >apiserver.ext
+    openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile apiserver.ext -out apiserver.crt 2>/dev/null
+    # Service-account token signing key pair (required flags since 1.20).
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+    rm -f apiserver.csr apiserver.ext ca.srl
+  )
+}
+
+random_token() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# True if PID exists and is not a zombie (an exited child that its new
+# parent, usually init, has not reaped yet: kill -0 still succeeds on it).
+pid_alive() {
+  [[ -n $1 ]] && kill -0 "$1" 2>/dev/null || return 1
+  local stat
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+  stat=${stat##*) } # field 3 (state) follows the last ")" of "(comm)"
+  [[ ${stat:0:1} != Z ]]
+}
+
+# Starts "$@" in its own session (setsid: a Ctrl-C / SIGHUP aimed at the
+# caller's process group does not hit it; `down` stops it explicitly) with
+# stdin closed. Records "name pid" in DIR/pids at once and sets LAST_PID.
+start_proc() { # name logfile cmd...
+  local name=$1 logf=$2
+  shift 2
+  setsid "$@" </dev/null >"$logf" 2>&1 &
+  LAST_PID=$!
+  echo "$name $LAST_PID" >>"$STATE_DIR/pids"
+}
+
+UP_OK=0
+up_cleanup() {
+  if ((!UP_OK)); then
+    log "startup failed; tearing down (logs kept in $STATE_DIR/logs)"
+    local f
+    for f in "$STATE_DIR"/logs/*.log; do
+      [[ -f $f ]] || continue
+      log "--- tail $f"
+      tail -15 "$f" >&2 || true
+    done
+    down "$STATE_DIR" || true
+  fi
+}
+
+up() {
+  local parent_pid=""
+  while (($#)); do
+    case $1 in
+      --parent-pid) parent_pid=${2:?--parent-pid needs a PID}; shift 2 ;;
+      -*) die "unknown option $1" ;;
+      *) break ;;
+    esac
+  done
+  (($# == 1)) || { usage >&2; exit 2; }
+  local t0
+  t0=$(now)
+  [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/kube-controller-manager ]] ||
+    die "binaries not cached in $BIN_DIR; run '$0 build' first"
+  local etcd_bin
+  etcd_bin=$(command -v etcd) || die "etcd not found (apt-get install etcd-server)"
+  local tool
+  for tool in openssl curl python3 setsid; do
+    command -v "$tool" >/dev/null || die "$tool not found"
+  done
+
+  mkdir -p "$1"
+  STATE_DIR=$(cd "$1" && pwd)
+  if [[ -s $STATE_DIR/pids ]]; then
+    local n p
+    while read -r n p; do
+      pid_alive "$p" && die "$STATE_DIR already has a running control plane ($n pid $p); run 'down' first"
+    done <"$STATE_DIR/pids"
+  fi
+  rm -rf "$STATE_DIR/pki" "$STATE_DIR/etcd-data" "$STATE_DIR/logs" "$STATE_DIR/pids" "$STATE_DIR/env"
+  mkdir -p "$STATE_DIR/pki" "$STATE_DIR/logs"
+  : >"$STATE_DIR/pids"
+  trap up_cleanup EXIT
+  # Turn signals into a normal exit so the EXIT trap tears down.
+  trap 'exit 130' INT TERM HUP
+
+  local pki=$STATE_DIR/pki
+  gen_pki "$pki"
+
+  # Static token file: token,user,uid[,"group1,group2"]
+  local admin_token u
+  admin_token=$(random_token)
+  declare -A tokens=()
+  {
+    echo "$admin_token,admin,admin,\"system:masters\""
+    for u in "${RESTRICTED_USERS[@]}"; do
+      tokens[$u]=$(random_token)
+      echo "${tokens[$u]},$u,$u"
+    done
+  } >"$pki/tokens.csv"
+  chmod 600 "$pki"/*
+
+  local etcd_client etcd_peer api_port
+  read -r etcd_client etcd_peer api_port < <(free_ports 3)
+  local server=https://127.0.0.1:$api_port
+
+  start_proc etcd "$STATE_DIR/logs/etcd.log" "$etcd_bin" \
+    --name control-plane \
+    --data-dir "$STATE_DIR/etcd-data" \
+    --listen-client-urls "http://127.0.0.1:$etcd_client" \
+    --advertise-client-urls "http://127.0.0.1:$etcd_client" \
+    --listen-peer-urls "http://127.0.0.1:$etcd_peer" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
+    --initial-cluster "control-plane=http://127.0.0.1:$etcd_peer" \
+    --logger zap \
+    --log-outputs stderr \
+    --log-level warn
+  local etcd_pid=$LAST_PID
+
+  # Admission: only NamespaceLifecycle. The default-on plugins that need a
+  # kubelet, service-account tokens or webhooks are switched off so that
+  # pods/deployments from the fixtures are admitted as-is.
+  local disabled_admission=ServiceAccount,DefaultStorageClass,DefaultTolerationSeconds
+  disabled_admission+=,LimitRanger,ResourceQuota,Priority,MutatingAdmissionWebhook
+  disabled_admission+=,ValidatingAdmissionWebhook,StorageObjectInUseProtection
+  disabled_admission+=,PersistentVolumeClaimResize,RuntimeClass,CertificateApproval
+  disabled_admission+=,CertificateSigning,CertificateSubjectRestriction,DefaultIngressClass
+  disabled_admission+=,TaintNodesByCondition
+
+  # --advertise-address: must be non-loopback (it becomes the endpoint of the
+  #   `kubernetes` Service); 192.0.2.1 is TEST-NET-1 and never contacted.
+  # --service-account-*: mandatory since 1.20 even without the SA controller.
+  # --allow-privileged: fixtures may contain privileged containers.
+  # --endpoint-reconciler-type=none would drop the kubernetes endpoints;
+  #   keep the default (lease) so the `kubernetes` Service looks real.
+  start_proc kube-apiserver "$STATE_DIR/logs/kube-apiserver.log" "$BIN_DIR/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_client" \
+    --bind-address 127.0.0.1 \
+    --secure-port "$api_port" \
+    --insecure-port 0 \
+    --advertise-address 192.0.2.1 \
+    --tls-cert-file "$pki/apiserver.crt" \
+    --tls-private-key-file "$pki/apiserver.key" \
+    --client-ca-file "$pki/ca.crt" \
+    --token-auth-file "$pki/tokens.csv" \
+    --authorization-mode RBAC \
+    --anonymous-auth=false \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-account-key-file "$pki/sa.pub" \
+    --service-account-signing-key-file "$pki/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 \
+    --enable-admission-plugins NamespaceLifecycle \
+    --disable-admission-plugins "$disabled_admission" \
+    --allow-privileged=true \
+    --enable-priority-and-fairness=false \
+    --profiling=false \
+    --v=1
+  local apiserver_pid=$LAST_PID
+
+  write_kubeconfig "$STATE_DIR/admin.kubeconfig" admin "$admin_token" "$pki/ca.crt" "$server"
+  for u in "${RESTRICTED_USERS[@]}"; do
+    write_kubeconfig "$STATE_DIR/$u.kubeconfig" "$u" "${tokens[$u]}" "$pki/ca.crt" "$server"
+  done
+  chmod 600 "$STATE_DIR"/*.kubeconfig
+
+  # Wait for /readyz (all post-start hooks incl. RBAC bootstrap roles).
+  local deadline=$((SECONDS + UP_TIMEOUT))
+  until curl -fsS --cacert "$pki/ca.crt" -H "Authorization: Bearer $admin_token" \
+    "$server/readyz" >/dev/null 2>&1; do
+    pid_alive "$etcd_pid" || die "etcd exited"
+    pid_alive "$apiserver_pid" || die "kube-apiserver exited"
+    ((SECONDS < deadline)) || die "kube-apiserver not ready after ${UP_TIMEOUT}s"
+    sleep 0.2
+  done
+  log "kube-apiserver ready on $server ($(elapsed "$t0"))"
+
+  # --controllers: everything except the node lifecycle controller (there
+  #   are no nodes; it would only taint/evict) and the service-account
+  #   token controller (no --service-account-private-key-file given; pods
+  #   do not need tokens since ServiceAccount admission is off).
+  # --use-service-account-credentials=false: controllers use the admin
+  #   kubeconfig instead of per-controller SA tokens (which need the above).
+  # --secure-port=0 --port=0: no serving at all, so no port clashes.
+  start_proc kube-controller-manager "$STATE_DIR/logs/kube-controller-manager.log" \
+    "$BIN_DIR/kube-controller-manager" \
+    --kubeconfig "$STATE_DIR/admin.kubeconfig" \
+    --controllers '*,-nodelifecycle,-serviceaccount-token' \
+    --leader-elect=false \
+    --use-service-account-credentials=false \
+    --secure-port 0 \
+    --port 0 \
+    --cluster-name milvus-test \
+    --v=1
+  local kcm_pid=$LAST_PID
+
+  # Ready = default namespace + kubernetes Service exist (created by the
+  # apiserver's bootstrap controller shortly after /readyz).
+  local kc=(curl -fsS --cacert "$pki/ca.crt" -H "Authorization: Bearer $admin_token")
+  until "${kc[@]}" "$server/api/v1/namespaces/default/services/kubernetes" >/dev/null 2>&1; do
+    pid_alive "$apiserver_pid" || die "kube-apiserver exited"
+    ((SECONDS < deadline)) || die "default/kubernetes service missing after ${UP_TIMEOUT}s"
+    sleep 0.2
+  done
+  pid_alive "$kcm_pid" || die "kube-controller-manager exited"
+
+  if [[ -n $parent_pid ]]; then
+    # Watchdog: own session, survives the harness; polls the parent and
+    # runs `down` when it is gone. `down` kills the watchdog too.
+    pid_alive "$parent_pid" || die "--parent-pid $parent_pid is not running"
+    # shellcheck disable=SC2016 # $1..$3 are expanded by the inner bash
+    start_proc watchdog "$STATE_DIR/logs/watchdog.log" \
+      bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done
+               echo "parent $1 gone, tearing down"; exec "$2" down "$3"' \
+      watchdog "$parent_pid" "$SCRIPT_DIR/$(basename "$0")" "$STATE_DIR"
+  fi
+
+  {
+    echo "# generated by scripts/control-plane.sh up; source me"
+    echo "export CONTROL_PLANE_DIR='$STATE_DIR'"
+    echo "export KUBECONFIG='$STATE_DIR/admin.kubeconfig'"
+    echo "export CONTROL_PLANE_SERVER='$server'"
+    echo "export CONTROL_PLANE_CA='$pki/ca.crt'"
+    echo "export CONTROL_PLANE_ADMIN_TOKEN='$admin_token'"
+    echo "export CONTROL_PLANE_ETCD='http://127.0.0.1:$etcd_client'"
+    echo "export CONTROL_PLANE_K8S_VERSION='v$K8S_VERSION'"
+    local n p
+    while read -r n p; do
+      n=${n^^}
+      echo "export ${n//-/_}_PID=$p"
+    done <"$STATE_DIR/pids"
+  } >"$STATE_DIR/env"
+
+  UP_OK=1
+  trap - EXIT INT TERM HUP
+  log "up in $(elapsed "$t0"): KUBECONFIG=$STATE_DIR/admin.kubeconfig"
+}
+
+# Prints pids of our processes whose command line mentions DIR: argv[0] is
+# etcd / kube-apiserver / kube-controller-manager, or the watchdog (bash
+# with $0 = watchdog). Fallback for a lost or truncated DIR/pids.
+procs_for_dir() { # dir -> "name pid" lines
+  local d args=() argv0 joined
+  for d in /proc/[0-9]*; do
+    [[ ${d#/proc/} != "$$" ]] || continue
+    { mapfile -d '' -t args <"$d/cmdline"; } 2>/dev/null || continue
+    ((${#args[@]})) || continue # kernel thread or zombie
+    printf -v joined '\n%s' "${args[@]}"
+    joined+=$'\n' # every argument is now enclosed in newlines
+    [[ $joined == *"$1/"* || $joined == *$'\n'"$1"$'\n'* ]] || continue
+    argv0=${args[0]##*/}
+    case $argv0 in
+      etcd | kube-apiserver | kube-controller-manager) echo "$argv0 ${d#/proc/}" ;;
+      bash) [[ ${args[1]:-} == -c && ${args[3]:-} == watchdog ]] && echo "watchdog ${d#/proc/}" ;;
+    esac
+  done
+  return 0
+}
+
+# TERM the given pids, wait up to $1 seconds, then KILL what is left.
+stop_pids() { # timeout pid...
+  local timeout=$1 p alive
+  shift
+  (($#)) || return 0
+  kill -TERM "$@" 2>/dev/null || true
+  local deadline=$((SECONDS + timeout))
+  while :; do
+    alive=()
+    for p in "$@"; do pid_alive "$p" && alive+=("$p"); done
+    ((${#alive[@]})) || return 0
+    if ((SECONDS >= deadline)); then
+      log "SIGKILL ${alive[*]} (still running ${timeout}s after SIGTERM)"
+      kill -KILL "${alive[@]}" 2>/dev/null || true
+      sleep 0.2
+      return 0
+    fi
+    sleep 0.1
+  done
+}
+
+# Stops everything started for DIR, in dependency order: watchdog and
+# controller-manager, then kube-apiserver, then etcd (an apiserver whose
+# etcd is gone hangs in its shutdown path until SIGKILL).
+down() {
+  (($# == 1)) || { usage >&2; exit 2; }
+  local dir=$1
+  [[ -d $dir ]] || { log "$dir does not exist; nothing to do"; return 0; }
+  dir=$(cd "$dir" && pwd)
+  local -A name_of=()
+  local n p
+  if [[ -f $dir/pids ]]; then
+    while read -r n p; do
+      [[ -n $p && $p != "$$" && $p != "$PPID" ]] || continue
+      # Only signal pids that still run one of our binaries (guards against
+      # pid reuse when the pids file is stale, e.g. after a reboot).
+      if pid_alive "$p" && tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" |
+        grep -Eq "etcd|kube-apiserver|kube-controller-manager|watchdog"; then
+        name_of[$p]=$n
+      fi
+    done <"$dir/pids"
+  fi
+  # Fallback for a lost/truncated pids file: scan /proc for DIR.
+  while read -r n p; do
+    [[ -n $p && $p != "$PPID" ]] && name_of[$p]=$n
+  done < <(procs_for_dir "$dir")
+
+  local stage1=() stage2=() stage3=()
+  for p in "${!name_of[@]}"; do
+    case ${name_of[$p]} in
+      kube-apiserver) stage2+=("$p") ;;
+      etcd) stage3+=("$p") ;;
+      *) stage1+=("$p") ;;
+    esac
+  done
+  stop_pids 10 "${stage1[@]}"
+  stop_pids 15 "${stage2[@]}"
+  stop_pids 10 "${stage3[@]}"
+
+  # Our processes are orphans (their parent `up` exited), so init reaps
+  # them; until it does they linger as zombies and still show up in
+  # `pgrep`. Give init up to 5 s so callers see a clean process table.
+  local deadline=$((SECONDS + 5))
+  for p in "${!name_of[@]}"; do
+    while [[ -e /proc/$p ]] && ((SECONDS < deadline)); do sleep 0.1; done
+  done
+  rm -rf "$dir/etcd-data"
+  rm -f "$dir/pids"
+  log "down: $dir (${#name_of[@]} process(es) stopped)"
+}
+
+status() {
+  (($# == 1)) || { usage >&2; exit 2; }
+  [[ -f $1/pids ]] || { echo "not running"; return 1; }
+  local n p rc=0
+  while read -r n p; do
+    if pid_alive "$p"; then echo "$n $p running"; else echo "$n $p dead"; rc=1; fi
+  done <"$1/pids"
+  return "$rc"
+}
+
+main() {
+  local cmd=${1:-help}
+  shift || true
+  case $cmd in
+    build) build "$@" ;;
+    deps)
+      provision_packages
+      fetch_source
+      log "packages and source ready in $K8S_CACHE/source"
+      ;;
+    up) up "$@" ;;
+    down) down "$@" ;;
+    status) status "$@" ;;
+    help | -h | --help) usage ;;
+    *) usage >&2; exit 2 ;;
+  esac
+}
+
+main "$@"
