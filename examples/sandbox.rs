@@ -1,8 +1,12 @@
 //! A local "cluster" to try `kubectl milvus` against, backed by the loopback test API server.
 //!
 //! ```text
-//! cargo run --example sandbox [-- --port 6443] [--kubeconfig PATH]
+//! cargo run --example sandbox [-- --port 6443] [--kubeconfig PATH] [--no-demo]
 //! ```
+//!
+//! It builds the plugin (`cargo build --bin kubectl-milvus`), runs `kubectl milvus list -A` and
+//! `kubectl milvus status search -n prod` through the real kubectl to show it working, prints the
+//! lines to paste into another shell, and serves until Ctrl-C.
 //!
 //! It serves three Milvus releases:
 //! - `my-release` in `default`: Helm chart defaults, healthy, installed by Helm (annotations and
@@ -13,21 +17,24 @@
 //!   reconciler is on, so scaling through the CR moves the Deployments).
 
 use milvus_test_api::{PodBehaviour, Rules, TestApi};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn usage() -> ! {
-    eprintln!("usage: sandbox [--port N] [--kubeconfig PATH]");
+    eprintln!("usage: sandbox [--port N] [--kubeconfig PATH] [--no-demo]");
     std::process::exit(2)
 }
 
 fn main() {
     let mut port: u16 = 0;
+    let mut demo = true;
     let mut kubeconfig = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/sandbox/kubeconfig");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--port" => port = args.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage()),
             "--kubeconfig" => kubeconfig = args.next().map(PathBuf::from).unwrap_or_else(|| usage()),
+            "--no-demo" => demo = false,
             "-h" | "--help" => usage(),
             _ => usage(),
         }
@@ -64,17 +71,22 @@ fn main() {
         .start();
 
     let kc = api.kubeconfig_path().display().to_string();
+    let plugin_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/debug");
     println!("milvus sandbox API server listening on {}", api.url());
     println!("kubeconfig: {kc} (contexts: admin [current], viewer)");
+    if demo {
+        show_plugin_working(&plugin_dir, api.kubeconfig_path());
+    }
     println!();
-    println!("Try:");
+    println!("Try it in another shell:");
     println!("  export KUBECONFIG={kc}");
+    println!("  export PATH={}:$PATH", plugin_dir.display());
     println!("  kubectl milvus list -A");
     println!("  kubectl milvus status my-release");
-    println!("  kubectl milvus status search -n prod");
+    println!("  kubectl milvus status search -n prod --pods");
     println!("  kubectl milvus status vectors -n operator");
-    println!("  kubectl get pods -A");
     println!("  kubectl --context viewer milvus list -A");
+    println!("  kubectl get pods -A");
     println!();
     println!("Press Ctrl-C to stop.");
 
@@ -90,4 +102,35 @@ fn main() {
     }
     let n = api.requests().len();
     println!("\nstopping after {n} requests");
+}
+
+/// Builds the plugin and runs two commands through the real kubectl (or directly, without kubectl).
+fn show_plugin_working(plugin_dir: &Path, kubeconfig: &Path) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    println!("\nBuilding the plugin: cargo build --bin kubectl-milvus");
+    let built = Command::new(&cargo)
+        .args(["build", "--quiet", "--bin", "kubectl-milvus", "--manifest-path"])
+        .arg(&manifest)
+        .status();
+    if !matches!(built, Ok(status) if status.success()) {
+        eprintln!("cannot build the plugin; the API server still runs");
+        return;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![plugin_dir.to_path_buf()];
+    paths.extend(std::env::split_paths(&path));
+    let path = std::env::join_paths(paths).unwrap_or(path);
+    let kubectl = Command::new("kubectl").arg("version").arg("--client").env("PATH", &path).output().is_ok();
+    for args in [&["list", "-A"][..], &["status", "search", "-n", "prod"][..]] {
+        let (mut command, shown) = if kubectl {
+            let mut c = Command::new("kubectl");
+            c.arg("milvus");
+            (c, "kubectl milvus")
+        } else {
+            (Command::new(plugin_dir.join("kubectl-milvus")), "kubectl-milvus")
+        };
+        println!("\n$ {shown} {}", args.join(" "));
+        let _ = command.args(args).env("PATH", &path).env("KUBECONFIG", kubeconfig).status();
+    }
 }
