@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::client::KubeFlags;
 use crate::client::flags::HEADING;
-use crate::commands::{list, status, version};
+use crate::commands::{list, scale, status, version};
 use crate::output::color::ColorChoice;
 
 const ABOUT: &str = "Discover, inspect and scale Milvus releases on Kubernetes";
@@ -23,6 +23,10 @@ Examples:
 
   # Show the health of every component, dependency and failing pod of a release
   kubectl milvus status my-release -n milvus
+
+  # Preview, then scale query nodes to 3 and wait until they are ready
+  kubectl milvus scale my-release querynode=3 --dry-run
+  kubectl milvus scale my-release querynode=3 --wait
 
   # Print the plugin and server versions
   kubectl milvus version";
@@ -59,6 +63,10 @@ pub enum Command {
     /// Show the health of a release: components, dependencies and failing pods
     #[command(after_help = status::EXAMPLES)]
     Status(status::Args),
+
+    /// Change worker replicas through the object that owns them (Deployment or Milvus object)
+    #[command(after_help = scale::EXAMPLES)]
+    Scale(scale::Args),
 
     /// Print the plugin version and the API server version
     #[command(after_help = version::EXAMPLES)]

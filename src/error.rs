@@ -10,6 +10,8 @@ pub mod exit {
     pub const ERROR: u8 = 1;
     /// `status --exit-code`: the release is not Healthy.
     pub const UNHEALTHY: u8 = 3;
+    /// `scale` was interrupted (Ctrl-C) before it finished; what was applied is reported.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,10 @@ pub enum Error {
         source: kube::Error,
         server: String,
     },
+
+    /// A command could not do what was asked; the message says what and, where it matters, what was done.
+    #[error("{0}")]
+    Failed(String),
 
     /// The named release does not exist where we looked; the message says where it does.
     #[error("{0}")]

@@ -6,6 +6,7 @@ mod commands;
 mod error;
 mod milvus;
 mod output;
+mod scale;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -81,5 +81,5 @@ where
 }
 
 fn path_and_query(uri: &http::Uri) -> &str {
-    uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+    uri.path_and_query().map(|p| p.as_str().trim_end_matches('?')).unwrap_or("/")
 }

@@ -48,6 +48,8 @@ pub enum NoteKind {
     NoMilvusCrd,
     /// A kind could not be read (forbidden, unauthorised, not served).
     Unreadable,
+    /// A live value differs from what the Helm release records (the next `helm upgrade` restores it).
+    HelmDrift,
 }
 
 pub struct Reading {

@@ -1,6 +1,8 @@
 //! One module per subcommand: its arguments (`Args`) and `run`.
 
 pub mod list;
+pub mod release;
+pub mod scale;
 pub mod status;
 pub mod version;
 
@@ -13,6 +15,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Error> {
     match cli.command {
         Command::List(args) => list::run(&cli.kube, args, out).await,
         Command::Status(args) => status::run(&cli.kube, args, out).await,
+        Command::Scale(args) => scale::run(&cli.kube, args, out).await,
         Command::Version(args) => version::run(&cli.kube, args, out).await,
     }
 }

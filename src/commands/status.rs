@@ -7,12 +7,14 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::list::{SCHEMA_VERSION, health_tone};
-use crate::client::read::{self, Kinds, Note, NoteKind, Scope};
+use super::release;
+use crate::client::read::{Note, NoteKind};
 use crate::client::{Kube, KubeFlags};
 use crate::error::{Error, exit};
-use crate::milvus::{self, Component, Dependency, DiscoveryOptions, Health, ManagedBy, PodSummary, Release};
+use crate::milvus::{self, Component, Dependency, Health, ManagedBy, PodSummary, Release};
 use crate::output::color::Tone;
 use crate::output::{self, Cell, OutputFormat, Table};
+use crate::scale::helm::{self, HelmRelease};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -85,7 +87,7 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         return Err(Error::Usage("--output name is not supported by status; use wide, json or yaml".into()));
     }
     if !args.watch {
-        let (release, notes) = find_release(&kube, &args).await?;
+        let (release, notes) = gather(&kube, &args).await?;
         render(&release, &notes, &args, out)?;
         return exit_for(&release, &args);
     }
@@ -95,7 +97,7 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     let mut last = None;
     loop {
         let refresh = async {
-            let (release, notes) = find_release(&kube, &args).await?;
+            let (release, notes) = gather(&kube, &args).await?;
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 // Clear the screen and home the cursor, as `watch` does.
                 write!(out, "\x1b[2J\x1b[H")?;
@@ -117,70 +119,62 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     }
 }
 
+/// The release and the notes for it: what could not be read, and Helm drift. The Helm record is read
+/// concurrently with the release (one label-selected list of Secrets); without permission to read
+/// Secrets the drift check is silently left out.
+async fn gather(kube: &Kube, args: &Args) -> Result<(Release, Vec<Note>), Error> {
+    let lookup = lookup(args);
+    let (found, helm) = if args.all_namespaces {
+        let found = release::find(kube, &lookup).await?;
+        let helm = helm::read_deployed(kube, &found.release.namespace, &args.release).await;
+        (found, helm)
+    } else {
+        let (found, helm) = futures::join!(
+            release::find(kube, &lookup),
+            helm::read_deployed(kube, &kube.namespace, &args.release)
+        );
+        (found?, helm)
+    };
+    let mut notes = found.notes;
+    if let (ManagedBy::Helm { .. }, Ok(Some(helm))) = (&found.release.managed_by, &helm) {
+        notes.extend(helm_drift(&found.release, helm));
+    }
+    Ok((found.release, notes))
+}
+
+/// Components whose live replicas differ from the value the Helm release records.
+fn helm_drift(release: &Release, helm: &HelmRelease) -> Vec<Note> {
+    release
+        .components
+        .iter()
+        .filter(|c| c.group.is_none() && c.hpa.is_none())
+        .filter_map(|c| {
+            let key = format!("{}.replicas", c.kind.helm_values_key()?);
+            let recorded = helm.recorded_replicas(&key).filter(|r| *r >= 0)?;
+            (recorded != i64::from(c.desired)).then(|| Note {
+                kind: NoteKind::HelmDrift,
+                message: format!(
+                    "{}: {} live, Helm release says {recorded} ({key}); the next helm upgrade of {} sets it back",
+                    c.display_name, c.desired, release.name
+                ),
+            })
+        })
+        .collect()
+}
+
+fn lookup(args: &Args) -> release::Lookup<'_> {
+    release::Lookup {
+        name: &args.release,
+        all_namespaces: args.all_namespaces,
+        name_label: &args.name_override,
+    }
+}
+
 fn exit_for(release: &Release, args: &Args) -> Result<(), Error> {
     if args.exit_code && release.health != Health::Healthy {
         return Err(Error::Exit(exit::UNHEALTHY));
     }
     Ok(())
-}
-
-/// Reads the namespace (or cluster) once, concurrently, and picks the named release.
-async fn find_release(kube: &Kube, args: &Args) -> Result<(Release, Vec<Note>), Error> {
-    let scope =
-        if args.all_namespaces { Scope::AllNamespaces } else { Scope::Namespace(kube.namespace.clone()) };
-    let reading = read::read(kube, &scope, Kinds { pods: true, hpas: true, milvuses: true }).await?;
-    let options = DiscoveryOptions { name_label: args.name_override.clone(), now: Timestamp::now() };
-    let releases = milvus::discover(&reading.inventory, &options);
-    // A missing Milvus CRD only matters to `list`: this release was found (or not) either way.
-    let notes: Vec<Note> = reading.notes.into_iter().filter(|n| n.kind != NoteKind::NoMilvusCrd).collect();
-    let mut matching: Vec<Release> = releases.iter().filter(|r| r.name == args.release).cloned().collect();
-    match matching.len() {
-        1 => Ok((matching.remove(0), notes)),
-        0 => Err(not_found(kube, args, &scope, &releases).await),
-        _ => {
-            let namespaces: Vec<&str> = matching.iter().map(|r| r.namespace.as_str()).collect();
-            Err(Error::Usage(format!(
-                "release \"{}\" exists in several namespaces ({}): choose one with -n NAMESPACE",
-                args.release,
-                namespaces.join(", ")
-            )))
-        }
-    }
-}
-
-/// Says where a release of that name does exist, or which releases the namespace has.
-async fn not_found(kube: &Kube, args: &Args, scope: &Scope, here: &[Release]) -> Error {
-    let name = &args.release;
-    let Scope::Namespace(namespace) = scope else {
-        return Error::ReleaseNotFound(format!("Milvus release \"{name}\" not found in any namespace"));
-    };
-    let elsewhere =
-        match read::read(kube, &Scope::AllNamespaces, Kinds { milvuses: true, ..Kinds::default() }).await {
-            Ok(reading) => {
-                let options =
-                    DiscoveryOptions { name_label: args.name_override.clone(), now: Timestamp::now() };
-                milvus::discover(&reading.inventory, &options)
-                    .into_iter()
-                    .filter(|r| &r.name == name)
-                    .map(|r| r.namespace)
-                    .collect()
-            }
-            // Not allowed to look cluster-wide: say only what we know.
-            Err(_) => Vec::new(),
-        };
-    let base = format!("Milvus release \"{name}\" not found in namespace \"{namespace}\"");
-    let hint = match elsewhere.as_slice() {
-        [one] => format!(": found in namespace {one}, use -n {one}"),
-        [] if here.is_empty() => {
-            ": there are no Milvus releases in this namespace (kubectl milvus list -A shows all)".into()
-        }
-        [] => {
-            let names: Vec<&str> = here.iter().map(|r| r.name.as_str()).collect();
-            format!(": releases in this namespace: {}", names.join(", "))
-        }
-        many => format!(": found in namespaces {}, use -n NAMESPACE", many.join(", ")),
-    };
-    Error::ReleaseNotFound(base + &hint)
 }
 
 fn render(release: &Release, notes: &[Note], args: &Args, out: &mut dyn Write) -> Result<(), Error> {

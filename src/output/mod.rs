@@ -1,6 +1,7 @@
 //! Output: tables in `kubectl get`'s look, json/yaml, colour, ages.
 
 pub mod color;
+pub mod diff;
 pub mod table;
 
 use std::io::Write;

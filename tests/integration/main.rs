@@ -5,5 +5,6 @@ mod cli;
 mod fixtures;
 mod list;
 mod rbac;
+mod scale;
 mod status;
 mod support;

@@ -1,15 +1,17 @@
-//! The ClusterRole shipped in deploy/rbac.yaml is exactly enough for list and status.
-
-use serde_json::Value;
+//! The ClusterRoles shipped in deploy/rbac.yaml are exactly enough for each command.
 
 use crate::support::*;
 
-/// The rules of deploy/rbac.yaml, as test-API rules, leaving out the rule for `skip` (a resource name).
-fn shipped_rules(skip: Option<&str>) -> Rules {
+/// The rules of the ClusterRole `name` in deploy/rbac.yaml, as test-API rules, leaving out `skip`
+/// (a resource, or `verb resource`).
+fn role_rules(name: &str, skip: Option<&str>) -> Rules {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/rbac.yaml")).expect("rbac.yaml");
-    let role: Value = serde_yaml::from_str(&text).expect("yaml");
-    assert_eq!(role["kind"], "ClusterRole");
+    let role = milvus_test_api::parse_yaml_docs(&text)
+        .expect("yaml")
+        .into_iter()
+        .find(|doc| doc["kind"] == "ClusterRole" && doc["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("ClusterRole {name} in deploy/rbac.yaml"));
     let mut rules = Rules::none();
     for rule in role["rules"].as_array().expect("rules") {
         let strings = |key: &str| -> Vec<String> {
@@ -20,11 +22,21 @@ fn shipped_rules(skip: Option<&str>) -> Rules {
             if Some(resource.as_str()) == skip {
                 continue;
             }
-            let verbs: Vec<&str> = verbs.iter().map(String::as_str).collect();
-            rules = rules.allow(&verbs, &[resource.as_str()]);
+            let verbs: Vec<&str> = verbs
+                .iter()
+                .map(String::as_str)
+                .filter(|v| Some(format!("{v} {resource}").as_str()) != skip)
+                .collect();
+            if !verbs.is_empty() {
+                rules = rules.allow(&verbs, &[resource.as_str()]);
+            }
         }
     }
     rules
+}
+
+fn shipped_rules(skip: Option<&str>) -> Rules {
+    role_rules("kubectl-milvus-viewer", skip)
 }
 
 fn api_with(rules: Rules) -> TestApi {
@@ -86,4 +98,35 @@ fn each_rule_removed_is_named_in_the_message() {
             out.stdout
         );
     }
+}
+
+#[test]
+fn the_scaler_role_is_enough_to_scale_helm_and_operator_releases() {
+    let api = api_with(role_rules("kubectl-milvus-scaler", None));
+    let helm =
+        as_viewer(&api, &["scale", "my-release", "datanode=3", "--wait", "--timeout", "60s"]).success();
+    assert!(!helm.stderr.contains("could not be checked"), "the Helm record is readable: {}", helm.stderr);
+    as_viewer(&api, &["scale", "vectors", "datanode=1", "--dry-run=server"]).success();
+    as_viewer(&api, &["scale", "vectors", "datanode=1"]).success();
+    as_viewer(&api, &["list", "-A"]).success();
+    as_viewer(&api, &["status", "vectors"]).success();
+}
+
+#[test]
+fn the_scaler_role_without_patch_fails_naming_the_permission() {
+    let api = api_with(role_rules("kubectl-milvus-scaler", Some("patch deployments")));
+    let out = as_viewer(&api, &["scale", "my-release", "datanode=3"]).failure(1);
+    assert!(
+        out.stderr.contains("cannot patch resource \"deployments\" in API group \"apps\""),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("datanode: not changed (2)"), "{}", out.stderr);
+    let api = api_with(role_rules("kubectl-milvus-scaler", Some("patch milvuses")));
+    let out = as_viewer(&api, &["scale", "vectors", "datanode=1"]).failure(1);
+    assert!(
+        out.stderr.contains("cannot patch resource \"milvuses\" in API group \"milvus.io\""),
+        "{}",
+        out.stderr
+    );
 }

@@ -1,0 +1,92 @@
+//! Finding one named release, shared by the commands that act on a release (`status`, `scale`).
+
+use jiff::Timestamp;
+
+use crate::client::Kube;
+use crate::client::read::{self, Kinds, Note, NoteKind, Scope};
+use crate::error::Error;
+use crate::milvus::{self, DiscoveryOptions, Inventory, Release};
+
+/// Which release, and how to recognise its workloads.
+pub struct Lookup<'a> {
+    pub name: &'a str,
+    pub all_namespaces: bool,
+    /// The value of `app.kubernetes.io/name` (`--name-override`).
+    pub name_label: &'a str,
+}
+
+/// The release, what could not be read, and the objects it was discovered from.
+pub struct Found {
+    pub release: Release,
+    pub notes: Vec<Note>,
+    pub inventory: Inventory,
+}
+
+impl Found {
+    /// The `Milvus` object of an operator release, as JSON.
+    pub fn milvus_object(&self) -> Option<&serde_json::Value> {
+        self.inventory.milvuses.iter().find(|m| {
+            m["metadata"]["name"].as_str() == Some(self.release.name.as_str())
+                && m["metadata"]["namespace"].as_str() == Some(self.release.namespace.as_str())
+        })
+    }
+}
+
+/// Reads the namespace (or the cluster with -A) once, one concurrent list per kind, and picks the release.
+pub async fn find(kube: &Kube, lookup: &Lookup<'_>) -> Result<Found, Error> {
+    let scope =
+        if lookup.all_namespaces { Scope::AllNamespaces } else { Scope::Namespace(kube.namespace.clone()) };
+    let reading = read::read(kube, &scope, Kinds { pods: true, hpas: true, milvuses: true }).await?;
+    let options = DiscoveryOptions { name_label: lookup.name_label.to_string(), now: Timestamp::now() };
+    let releases = milvus::discover(&reading.inventory, &options);
+    // A missing Milvus CRD only matters to `list`: this release was found (or not) either way.
+    let notes: Vec<Note> = reading.notes.into_iter().filter(|n| n.kind != NoteKind::NoMilvusCrd).collect();
+    let mut matching: Vec<Release> = releases.iter().filter(|r| r.name == lookup.name).cloned().collect();
+    match matching.len() {
+        1 => Ok(Found { release: matching.remove(0), notes, inventory: reading.inventory }),
+        0 => Err(not_found(kube, lookup, &scope, &releases).await),
+        _ => {
+            let namespaces: Vec<&str> = matching.iter().map(|r| r.namespace.as_str()).collect();
+            Err(Error::Usage(format!(
+                "release \"{}\" exists in several namespaces ({}): choose one with -n NAMESPACE",
+                lookup.name,
+                namespaces.join(", ")
+            )))
+        }
+    }
+}
+
+/// Says where a release of that name does exist, or which releases the namespace has.
+async fn not_found(kube: &Kube, lookup: &Lookup<'_>, scope: &Scope, here: &[Release]) -> Error {
+    let name = lookup.name;
+    let Scope::Namespace(namespace) = scope else {
+        return Error::ReleaseNotFound(format!("Milvus release \"{name}\" not found in any namespace"));
+    };
+    let elsewhere: Vec<String> =
+        match read::read(kube, &Scope::AllNamespaces, Kinds { milvuses: true, ..Kinds::default() }).await {
+            Ok(reading) => {
+                let options =
+                    DiscoveryOptions { name_label: lookup.name_label.to_string(), now: Timestamp::now() };
+                milvus::discover(&reading.inventory, &options)
+                    .into_iter()
+                    .filter(|r| r.name == name)
+                    .map(|r| r.namespace)
+                    .collect()
+            }
+            // Not allowed to look cluster-wide: say only what we know.
+            Err(_) => Vec::new(),
+        };
+    let base = format!("Milvus release \"{name}\" not found in namespace \"{namespace}\"");
+    let hint = match elsewhere.as_slice() {
+        [one] => format!(": found in namespace {one}, use -n {one}"),
+        [] if here.is_empty() => {
+            ": there are no Milvus releases in this namespace (kubectl milvus list -A shows all)".into()
+        }
+        [] => {
+            let names: Vec<&str> = here.iter().map(|r| r.name.as_str()).collect();
+            format!(": releases in this namespace: {}", names.join(", "))
+        }
+        many => format!(": found in namespaces {}, use -n NAMESPACE", many.join(", ")),
+    };
+    Error::ReleaseNotFound(base + &hint)
+}

@@ -1,0 +1,232 @@
+//! Waiting until changed components are ready, with progress: live bars on a terminal, timestamped lines
+//! otherwise. Readiness is judged by the same discovery and health model as `status`.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use jiff::Timestamp;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::client::Kube;
+use crate::client::read::{self, Kinds, Scope};
+use crate::error::Error;
+use crate::milvus::{self, Component, DiscoveryOptions, PodProblem, Release};
+
+/// How often the release is read again while waiting.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// Ctrl-C, observed once for the whole command: steps stop at the next safe point.
+#[derive(Clone, Default)]
+pub struct Interrupt {
+    flag: Arc<AtomicBool>,
+    notify: Arc<Notify>,
+}
+
+impl Interrupt {
+    /// Starts listening for Ctrl-C (SIGINT).
+    pub fn install() -> Self {
+        let interrupt = Interrupt::default();
+        let (flag, notify) = (interrupt.flag.clone(), interrupt.notify.clone());
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                flag.store(true, Ordering::SeqCst);
+                notify.notify_waiters();
+            }
+        });
+        interrupt
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps for `duration`, or less if interrupted; true when interrupted.
+    async fn sleep(&self, duration: Duration) -> bool {
+        let notified = self.notify.notified();
+        if self.is_set() {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(duration) => self.is_set(),
+            _ = notified => true,
+        }
+    }
+}
+
+/// A component being waited for.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub component: String,
+    pub target: i32,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Ready,
+    TimedOut(Option<Release>),
+    Interrupted(Option<Release>),
+}
+
+/// What the release looks like while waiting.
+pub struct Waiter<'a> {
+    pub kube: &'a Kube,
+    pub namespace: &'a str,
+    pub release: &'a str,
+    pub name_label: &'a str,
+    pub operator: bool,
+    pub interrupt: &'a Interrupt,
+}
+
+impl Waiter<'_> {
+    /// Reads the release once (the same requests as `status`, without HPAs).
+    pub async fn read(&self) -> Result<Option<Release>, Error> {
+        let scope = Scope::Namespace(self.namespace.to_string());
+        let kinds = Kinds { pods: true, hpas: false, milvuses: self.operator };
+        let reading = read::read(self.kube, &scope, kinds).await?;
+        let options = DiscoveryOptions { name_label: self.name_label.to_string(), now: Timestamp::now() };
+        Ok(milvus::discover(&reading.inventory, &options).into_iter().find(|r| r.name == self.release))
+    }
+
+    /// Waits until every watched component has `target` replicas desired, ready, updated and available,
+    /// no extra pods, and no problem pods; or the deadline passes; or Ctrl-C.
+    pub async fn until_ready(
+        &self,
+        watched: &[Watched],
+        deadline: Instant,
+        progress: &mut Progress,
+    ) -> Result<Outcome, Error> {
+        loop {
+            let release = self.read().await?;
+            if let Some(release) = &release {
+                progress.show(release, watched);
+                if watched
+                    .iter()
+                    .all(|w| component(release, &w.component).is_some_and(|c| is_ready(release, c, w.target)))
+                {
+                    progress.finish();
+                    return Ok(Outcome::Ready);
+                }
+            }
+            if Instant::now() >= deadline {
+                progress.finish();
+                return Ok(Outcome::TimedOut(release));
+            }
+            let pause = POLL.min(deadline.saturating_duration_since(Instant::now()));
+            if self.interrupt.sleep(pause).await {
+                progress.finish();
+                return Ok(Outcome::Interrupted(release));
+            }
+        }
+    }
+}
+
+pub fn component<'r>(release: &'r Release, name: &str) -> Option<&'r Component> {
+    release.components.iter().find(|c| c.display_name == name)
+}
+
+/// Pods that count towards the component's size: everything but finished ones.
+fn live_pods(component: &Component) -> usize {
+    component.pods.iter().filter(|p| !matches!(p.status.as_str(), "Completed" | "Evicted")).count()
+}
+
+pub fn problems<'r>(release: &'r Release, component: &str) -> Vec<&'r PodProblem> {
+    release.problems.iter().filter(|p| p.owner == component).collect()
+}
+
+fn is_ready(release: &Release, c: &Component, target: i32) -> bool {
+    let t = target;
+    c.desired == t
+        && c.ready == t
+        && c.up_to_date == t
+        && c.available == t
+        && live_pods(c) == t as usize
+        && problems(release, &c.display_name).is_empty()
+}
+
+/// One line of progress: `querynode: 2/3 ready, 1 starting`.
+pub fn describe(release: &Release, name: &str, target: i32) -> String {
+    let Some(c) = component(release, name) else {
+        return format!("{name}: not found");
+    };
+    let mut parts = vec![format!("{}/{target} ready", c.ready)];
+    let terminating = c.pods.iter().filter(|p| p.status == "Terminating").count();
+    let starting = c
+        .pods
+        .iter()
+        .filter(|p| p.status != "Terminating" && p.ready_containers < p.total_containers)
+        .count();
+    if starting > 0 {
+        parts.push(format!("{starting} starting"));
+    }
+    if terminating > 0 {
+        parts.push(format!("{terminating} terminating"));
+    }
+    let problems: Vec<&str> = problems(release, name).iter().map(|p| p.kind.as_str()).collect();
+    if !problems.is_empty() {
+        parts.push(format!("problems: {}", problems.join(", ")));
+    }
+    format!("{name}: {}", parts.join(", "))
+}
+
+/// Progress output: bars on a terminal (stderr), timestamped lines on stdout otherwise.
+pub struct Progress {
+    bars: Option<(MultiProgress, BTreeMap<String, ProgressBar>)>,
+    last: BTreeMap<String, String>,
+    quiet: bool,
+}
+
+impl Progress {
+    /// `quiet` for structured output: nothing is printed while waiting.
+    pub fn new(quiet: bool) -> Self {
+        let bars =
+            (!quiet && std::io::stderr().is_terminal()).then(|| (MultiProgress::new(), BTreeMap::new()));
+        Progress { bars, last: BTreeMap::new(), quiet }
+    }
+
+    fn show(&mut self, release: &Release, watched: &[Watched]) {
+        if self.quiet {
+            return;
+        }
+        for w in watched {
+            let line = describe(release, &w.component, w.target);
+            let ready = component(release, &w.component).map_or(0, |c| c.ready);
+            match &mut self.bars {
+                Some((multi, bars)) => {
+                    let bar = bars.entry(w.component.clone()).or_insert_with(|| {
+                        let bar = multi.add(ProgressBar::new(w.target.max(1) as u64));
+                        bar.set_style(
+                            ProgressStyle::with_template("{spinner} [{bar:20}] {msg}")
+                                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                                .progress_chars("=> "),
+                        );
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                        bar
+                    });
+                    bar.set_length(w.target.max(1) as u64);
+                    bar.set_position(ready.max(0) as u64);
+                    bar.set_message(line);
+                }
+                None => {
+                    if self.last.get(&w.component) != Some(&line) {
+                        println!("{} {line}", Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ"));
+                        self.last.insert(w.component.clone(), line);
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((_, bars)) = &mut self.bars {
+            for bar in bars.values() {
+                bar.finish();
+            }
+            bars.clear();
+        }
+    }
+}

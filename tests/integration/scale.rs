@@ -1,0 +1,625 @@
+//! `kubectl milvus scale`: the owner of replicas, Milvus's rules, dry runs, conflicts, gentle scale-in, waiting.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn deployment_replicas(api: &TestApi, namespace: &str, name: &str) -> i64 {
+    api.get_json("apps", "v1", "deployments", Some(namespace), name)
+        .and_then(|d| d["spec"]["replicas"].as_i64())
+        .unwrap_or_else(|| panic!("deployment {namespace}/{name}"))
+}
+
+fn mutating(api: &TestApi) -> Vec<RequestRecord> {
+    api.requests().into_iter().filter(|r| r.is_mutating()).collect()
+}
+
+fn patches(api: &TestApi) -> Vec<(String, Value, u16)> {
+    mutating(api)
+        .into_iter()
+        .map(|r| (r.path.clone(), r.body.clone().unwrap_or_default()["spec"].clone(), r.status))
+        .collect()
+}
+
+/// A Helm release whose querynode and datanode run `replicas` pods each.
+fn helm_with(querynodes: i64, datanodes: i64) -> TestApi {
+    TestApi::builder()
+        .age(AGE)
+        .fixture("helm/default.yaml")
+        .helm_install(true)
+        .replicas("my-release-milvus-querynode", querynodes)
+        .replicas("my-release-milvus-datanode", datanodes)
+        .start()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refusals: a clear message, exit 1, and not a single mutating request.
+
+fn assert_refused(api: &TestApi, args: &[&str], expected: &[&str]) {
+    api.clear_requests();
+    let out = kubectl(api, args).failure(1);
+    for text in expected {
+        assert!(out.stderr.contains(text), "{args:?}: expected {text:?} in\n{}", out.stderr);
+    }
+    assert!(mutating(api).is_empty(), "{args:?} sent {:?}", mutating(api));
+}
+
+#[test]
+fn coordinators_are_refused_with_active_standby_advice() {
+    let api = helm_release("helm/default.yaml");
+    assert_refused(
+        &api,
+        &["scale", "my-release", "mixcoord=2"],
+        &[
+            "mixcoord is a coordinator",
+            "scaling worker nodes only",
+            "activeStandby.enabled=true",
+            "Nothing was changed.",
+        ],
+    );
+    let separate = helm_release("helm/coordinators-hpa.yaml");
+    for coordinator in ["rootcoord", "querycoord", "datacoord", "indexcoord"] {
+        assert_refused(
+            &separate,
+            &["scale", "my-release", &format!("{coordinator}=2")],
+            &["is a coordinator"],
+        );
+    }
+}
+
+#[test]
+fn a_standalone_release_is_refused() {
+    let api = helm_release("helm/standalone.yaml");
+    assert_refused(
+        &api,
+        &["scale", "my-release", "querynode=2"],
+        &["my-release is a standalone release", "single pod by design", "cluster.enabled=true"],
+    );
+}
+
+#[test]
+fn components_owned_by_an_hpa_are_refused() {
+    let api = helm_release("helm/coordinators-hpa.yaml");
+    assert_refused(
+        &api,
+        &["scale", "my-release", "querynode=3"],
+        &["HorizontalPodAutoscaler my-release-milvus-querynode-hpa (min 1, max 5)", "would be overwritten"],
+    );
+    // The others are fine, but one refusal refuses the whole command.
+    assert_refused(&api, &["scale", "my-release", "datanode=3", "proxy=4"], &["my-release-milvus-proxy-hpa"]);
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 2);
+}
+
+#[test]
+fn operator_replicas_minus_one_is_refused() {
+    let docs = {
+        let dir = milvus_test_api::fixtures_dir().expect("fixtures");
+        std::fs::read_to_string(dir.join("operator/cluster.yaml")).expect("fixture")
+    };
+    let with_hpa = docs.replacen("    dataNode:\n      replicas: 2", "    dataNode:\n      replicas: -1", 1);
+    assert_ne!(with_hpa, docs, "the fixture layout changed");
+    let api = TestApi::builder().age(AGE).fixture("operator/milvus-crd.yaml").yaml(&with_hpa).start();
+    assert_refused(
+        &api,
+        &["scale", "my-release", "datanode=3"],
+        &["replicas: -1 in the Milvus object", "HorizontalPodAutoscaler"],
+    );
+}
+
+#[test]
+fn bad_values_and_components_are_refused() {
+    let api = helm_release("helm/default.yaml");
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["scale", "my-release", "foo=1"],
+            &["unknown component \"foo\"", "can scale proxy, querynode, datanode, streamingnode"],
+        ),
+        (
+            &["scale", "my-release", "indexnode=2"],
+            &["my-release does not run indexnode (Milvus 2.6 removed it)"],
+        ),
+        (&["scale", "my-release", "cdc=1"], &["does not run cdc"]),
+        (&["scale", "my-release", "attu=1"], &["attu is not a Milvus worker"]),
+        (&["scale", "my-release", "querynode=-5"], &["querynode=-5 would leave -4 replicas"]),
+        (&["scale", "my-release", "querynode=1.5"], &["\"1.5\" is not a whole number of replicas"]),
+        (&["scale", "my-release", "querynode=lots"], &["not a whole number"]),
+        (&["scale", "my-release", "querynode=5000"], &["more than the 1000"]),
+        (&["scale", "my-release", "querynode"], &["expected COMPONENT=REPLICAS"]),
+        (
+            &["scale", "my-release", "querynode=0"],
+            &["scaling querynode to 0 makes my-release unavailable", "--allow-zero"],
+        ),
+        (&["scale", "my-release", "querynode=2", "queryNode=3"], &["querynode is named more than once"]),
+        (&["scale", "my-release", "querynode[rg1]=2"], &["querynode has no group \"rg1\""]),
+        (&["scale", "nope", "querynode=2"], &["Milvus release \"nope\" not found in namespace \"default\""]),
+        (&["scale", "my-release", "querynode", "--replicas", "x"], &["invalid --replicas"]),
+    ];
+    for (args, expected) in cases {
+        assert_refused(&api, args, expected);
+    }
+    // Every refusal of one command is reported at once.
+    assert_refused(
+        &api,
+        &["scale", "my-release", "mixcoord=2", "foo=1", "querynode=0"],
+        &["  - mixcoord", "  - unknown component", "  - scaling querynode to 0"],
+    );
+}
+
+#[test]
+fn cdc_runs_one_replica_only() {
+    let docs = {
+        let dir = milvus_test_api::fixtures_dir().expect("fixtures");
+        milvus_test_api::parse_yaml_docs(
+            &std::fs::read_to_string(dir.join("helm/default.yaml")).expect("read"),
+        )
+        .expect("parse")
+    };
+    let mut cdc = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "my-release-milvus-datanode")
+        .cloned()
+        .expect("datanode");
+    let text = serde_json::to_string(&cdc).expect("json").replace("datanode", "cdc");
+    cdc = serde_json::from_str(&text).expect("json");
+    let api = TestApi::builder().age(AGE).fixture("helm/default.yaml").objects(vec![cdc]).start();
+    assert_refused(&api, &["scale", "my-release", "cdc=2"], &["cdc runs one replica only"]);
+    run(&api, &["scale", "my-release", "cdc=0"]).success();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dry runs and the diff.
+
+#[test]
+fn client_dry_run_sends_nothing_and_prints_a_kubectl_diff() {
+    let api = helm_release("helm/default.yaml");
+    api.clear_requests();
+    let out = kubectl(&api, &["scale", "my-release", "querynode=3", "--dry-run=client"]).success();
+    assert!(mutating(&api).is_empty(), "{:?}", mutating(&api));
+    assert!(
+        out.stdout.ends_with("deployment.apps/my-release-milvus-querynode scaled (1 → 3) (client dry run)\n"),
+        "{}",
+        out.stdout
+    );
+    let normalized = normalize_server_fields(&out.stdout);
+    insta::assert_snapshot!(normalized);
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 1);
+
+    // A bare --dry-run means client, with kubectl's deprecation warning.
+    api.clear_requests();
+    let bare = run(&api, &["scale", "my-release", "querynode=3", "--dry-run"]).success();
+    assert!(bare.stdout.contains("(client dry run)"));
+    assert!(
+        bare.stderr.contains("--dry-run is deprecated and can be replaced with --dry-run=client"),
+        "{}",
+        bare.stderr
+    );
+    assert!(mutating(&api).is_empty());
+}
+
+/// resourceVersion and uid differ from run to run; the rest of the diff is pinned.
+fn normalize_server_fields(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let trimmed = line.trim_start_matches([' ', '+', '-']);
+            if trimmed.starts_with("resourceVersion:")
+                || trimmed.starts_with("uid:")
+                || trimmed.starts_with("creationTimestamp:")
+            {
+                let indent = line.len() - line.trim_start().len();
+                format!("{}{} <normalized>", &line[..indent], trimmed.split(':').next().unwrap_or(""))
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn server_dry_run_sends_only_dry_run_requests() {
+    let api = helm_release("helm/default.yaml");
+    api.clear_requests();
+    let out = run(&api, &["scale", "my-release", "querynode=3", "datanode=+1", "--dry-run=server"]).success();
+    let mutations = mutating(&api);
+    assert_eq!(mutations.len(), 2, "{mutations:?}");
+    assert!(mutations.iter().all(|r| r.dry_run && r.method == "PATCH"), "{mutations:?}");
+    assert!(
+        out.stdout.contains("deployment.apps/my-release-milvus-querynode scaled (1 → 3) (server dry run)\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("deployment.apps/my-release-milvus-datanode scaled (1 → 2) (server dry run)\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("+  replicas: 3"),
+        "the diff is against what the server answered:\n{}",
+        out.stdout
+    );
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 1);
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 1);
+}
+
+#[test]
+fn server_dry_run_reports_what_the_server_refuses() {
+    let api = helm_release("helm/default.yaml");
+    api.set_fault(
+        Fault::status(422)
+            .on("PATCH", "/apis/apps/v1/namespaces/default/deployments/my-release-milvus-querynode")
+            .message("Deployment.apps \"my-release-milvus-querynode\" is invalid: spec.replicas: Invalid value: 3: exceeds quota"),
+    );
+    let out = run(&api, &["scale", "my-release", "querynode=3", "--dry-run=server"]).failure(1);
+    assert!(
+        out.stderr.contains(
+            "Error from server (Invalid): Deployment.apps \"my-release-milvus-querynode\" is invalid"
+        ),
+        "{}",
+        out.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Applying through the owner.
+
+#[test]
+fn helm_release_scales_the_deployment_and_says_how_to_keep_it() {
+    let api = helm_release("helm/default.yaml");
+    api.clear_requests();
+    let out = kubectl(&api, &["scale", "my-release", "queryNode=3"]).success();
+    assert!(
+        out.stdout.ends_with("deployment.apps/my-release-milvus-querynode scaled (1 → 3)\n"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 3);
+    let patches = patches(&api);
+    assert_eq!(patches.len(), 1);
+    assert_eq!(patches[0].0, "/apis/apps/v1/namespaces/default/deployments/my-release-milvus-querynode");
+    assert_eq!(patches[0].1, serde_json::json!({"replicas": 3}));
+    let sent = mutating(&api)[0].body.clone().unwrap_or_default();
+    assert!(sent["metadata"]["resourceVersion"].is_string(), "optimistic concurrency: {sent}");
+    assert!(out.stderr.contains("the Helm release my-release still records queryNode.replicas=1: the next `helm upgrade` of this release sets it back"), "{}", out.stderr);
+    assert!(out.stderr.contains("helm upgrade my-release milvus/milvus --version 5.0.19 -n default --reuse-values --set queryNode.replicas=3"), "{}", out.stderr);
+
+    // status shows the same drift.
+    let status = run(&api, &["status", "my-release"]).success();
+    assert!(
+        status.stdout.contains("querynode: 3 live, Helm release says 1 (queryNode.replicas)"),
+        "{}",
+        status.stdout
+    );
+}
+
+#[test]
+fn without_permission_to_read_secrets_the_scale_still_happens() {
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("helm/default.yaml")
+        .helm_install(true)
+        .user("scaler", Rules::read_only().deny("list", "secrets").allow(&["patch"], &["deployments"]))
+        .start();
+    let out =
+        run_via(Via::Binary, Some(&api.kubeconfig_for("scaler")), &["scale", "my-release", "datanode=2"])
+            .success();
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 2);
+    assert!(
+        out.stderr.contains("the replicas recorded in the Helm release could not be checked"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("cannot list resource \"secrets\""), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "helm upgrade my-release milvus/milvus -n default --reuse-values --set dataNode.replicas=2"
+        ),
+        "{}",
+        out.stderr
+    );
+    // status silently leaves the drift check out.
+    let status =
+        run_via(Via::Binary, Some(&api.kubeconfig_for("scaler")), &["status", "my-release"]).success();
+    assert!(!status.stdout.contains("Helm release says"), "{}", status.stdout);
+}
+
+#[test]
+fn operator_release_patches_only_the_milvus_object() {
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("operator/milvus-crd.yaml")
+        .fixture("operator/cluster.yaml")
+        .operator_reconciler(true)
+        .start();
+    api.clear_requests();
+    let out = kubectl(&api, &["scale", "my-release", "querynode=3", "--wait", "--timeout", "60s"]).success();
+    assert!(
+        out.stdout.contains("milvus.milvus.io/my-release patched (queryNode.replicas 2 → 3)\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("querynode: 3 of 3 replicas ready"), "{}", out.stdout);
+    let mutations = mutating(&api);
+    assert_eq!(mutations.len(), 1, "{mutations:?}");
+    assert_eq!(mutations[0].path, "/apis/milvus.io/v1beta1/namespaces/default/milvuses/my-release");
+    assert_eq!(
+        mutations[0].body.clone().unwrap_or_default()["spec"],
+        serde_json::json!({"components": {"queryNode": {"replicas": 3}}})
+    );
+    let cr = api.get_json("milvus.io", "v1beta1", "milvuses", Some("default"), "my-release").expect("cr");
+    assert_eq!(cr["spec"]["components"]["queryNode"]["replicas"], 3);
+    // The operator (stand-in) moved the active querynode Deployment.
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode-0"), 3);
+}
+
+#[test]
+fn relative_changes_and_the_kubectl_form() {
+    let api = helm_with(2, 3);
+    run(&api, &["scale", "my-release", "querynode=+2", "datanode=-1"]).success();
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 4);
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 2);
+    run(&api, &["scale", "my-release", "proxy", "--replicas=2"]).success();
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-proxy"), 2);
+    run(&api, &["scale", "my-release", "proxy", "--replicas", "+1"]).success();
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-proxy"), 3);
+    // Nothing to do is not an error and sends nothing.
+    api.clear_requests();
+    let same = run(&api, &["scale", "my-release", "proxy=3"]).success();
+    assert!(same.stdout.contains("unchanged"), "{}", same.stdout);
+    assert!(mutating(&api).is_empty());
+}
+
+#[test]
+fn zero_needs_an_explicit_flag() {
+    let api = helm_with(2, 1);
+    run(&api, &["scale", "my-release", "querynode=0"]).failure(1);
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 2);
+    run(&api, &["scale", "my-release", "querynode=0", "--allow-zero", "--step", "0"]).success();
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 0);
+}
+
+#[test]
+fn resource_groups_are_addressed_explicitly() {
+    let docs = {
+        let dir = milvus_test_api::fixtures_dir().expect("fixtures");
+        milvus_test_api::parse_yaml_docs(
+            &std::fs::read_to_string(dir.join("helm/default.yaml")).expect("read"),
+        )
+        .expect("parse")
+    };
+    let mut rg = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "my-release-milvus-querynode")
+        .cloned()
+        .expect("querynode");
+    rg["metadata"]["name"] = "my-release-milvus-querynode-rg1".into();
+    for path in ["/metadata/labels", "/spec/selector/matchLabels", "/spec/template/metadata/labels"] {
+        if let Some(labels) = rg.pointer_mut(path).and_then(Value::as_object_mut) {
+            labels.insert("milvus.io/resource-group".into(), "rg1".into());
+        }
+    }
+    let api = TestApi::builder().age(AGE).fixture("helm/default.yaml").objects(vec![rg]).start();
+    let out = run(&api, &["scale", "my-release", "querynode[rg1]=3"]).success();
+    assert!(
+        out.stdout.contains("deployment.apps/my-release-milvus-querynode-rg1 scaled (1 → 3)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode-rg1"), 3);
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 1);
+    assert_refused(
+        &api,
+        &["scale", "my-release", "querynode[rg9]=3"],
+        &["has no group \"rg9\"; its groups are rg1"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency, gentle scale-in, waiting, interruption.
+
+#[test]
+fn a_concurrent_change_is_a_conflict_that_is_re_planned_not_overwritten() {
+    let api = helm_with(1, 1);
+    let deployment = "/apis/apps/v1/namespaces/default/deployments/my-release-milvus-querynode";
+    // Hold the plugin's write long enough for another writer to get in between its read and its write.
+    api.set_fault(Fault::delay(Duration::from_millis(1500)).on("PATCH", deployment).times(1));
+    api.clear_requests();
+    let child = command(Via::Binary, Some(api.kubeconfig_path()), &["scale", "my-release", "querynode=+1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    // The plugin has read the Deployment it will patch: now someone else scales it to 4.
+    api.wait_until(
+        |s| s.requests().iter().any(|r| r.method == "GET" && r.path == deployment),
+        Duration::from_secs(20),
+    )
+    .expect("the plugin reads the owner");
+    api.set_replicas(("apps", "deployments"), "default", "my-release-milvus-querynode", 4)
+        .expect("concurrent change");
+    let output = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let statuses: Vec<u16> =
+        api.requests().iter().filter(|r| r.method == "PATCH").map(|r| r.status).collect();
+    assert_eq!(statuses, [409, 200], "the stale write was rejected, then re-planned");
+    assert!(stderr.contains("changed between reading and writing it (409 Conflict)"), "{stderr}");
+    assert!(
+        stderr.contains("changed since it was read: spec.replicas is 4, not 1. Re-planned querynode: 4 → 5"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("scaled (4 → 5)"), "{stdout}");
+    assert_eq!(
+        deployment_replicas(&api, "default", "my-release-milvus-querynode"),
+        5,
+        "+1 applies to the new value"
+    );
+}
+
+#[test]
+fn scale_in_goes_one_replica_at_a_time_with_a_health_check_between() {
+    let api = helm_with(1, 5);
+    api.clear_requests();
+    let out = kubectl(&api, &["scale", "my-release", "datanode=2"]).success();
+    assert!(out.stdout.contains("5 → 4 → 3 → 2"), "{}", out.stdout);
+    for line in ["scaled (5 → 4)", "scaled (4 → 3)", "scaled (3 → 2)"] {
+        assert!(out.stdout.contains(line), "{line}:\n{}", out.stdout);
+    }
+    let requests = api.requests();
+    let writes: Vec<(usize, i64)> = requests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.method == "PATCH")
+        .map(|(i, r)| (i, r.body.clone().unwrap_or_default()["spec"]["replicas"].as_i64().unwrap_or(-1)))
+        .collect();
+    assert_eq!(writes.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [4, 3, 2]);
+    // Between two writes the release was read again (pods listed) to check the component is healthy.
+    for pair in writes.windows(2) {
+        let between = &requests[pair[0].0 + 1..pair[1].0];
+        assert!(
+            between.iter().any(|r| r.path.ends_with("/pods") && r.verb.as_deref() == Some("list")),
+            "{between:?}"
+        );
+    }
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 2);
+
+    // --step 0 does it in one change.
+    api.clear_requests();
+    run(&api, &["scale", "my-release", "datanode=1", "--step", "0"]).success();
+    assert_eq!(api.requests().iter().filter(|r| r.method == "PATCH").count(), 1);
+}
+
+#[test]
+fn wait_follows_the_pods_until_ready() {
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("helm/default.yaml")
+        .helm_install(true)
+        .scale_up_ready_delay(Duration::from_secs(2))
+        .start();
+    let out = run(&api, &["scale", "my-release", "querynode=3", "--wait", "--timeout", "60s"]).success();
+    assert!(
+        out.stdout.contains("querynode: 1/3 ready, 2 starting"),
+        "progress shows pods starting:\n{}",
+        out.stdout
+    );
+    assert!(out.stdout.ends_with("querynode: 3 of 3 replicas ready\n"), "{}", out.stdout);
+    let deployment =
+        api.get_json("apps", "v1", "deployments", Some("default"), "my-release-milvus-querynode").expect("d");
+    assert_eq!(deployment["status"]["readyReplicas"], 3);
+}
+
+#[test]
+fn wait_times_out_and_names_the_failing_pods() {
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("helm/default.yaml")
+        .helm_install(true)
+        .pod_behaviour("my-release-milvus-querynode", 2, PodBehaviour::oom_killed(3))
+        .start();
+    let out = run(&api, &["scale", "my-release", "querynode=3", "--wait", "--timeout", "3s"]).failure(1);
+    assert!(
+        out.stderr.contains("error: timed out after 3s waiting for\n  querynode: 2/3 ready"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains("Problems\nPOD"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("CrashLoopBackOff: container querynode last terminated OOMKilled (exit code 137)"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn interrupting_a_scale_in_stops_after_the_current_step_and_reports() {
+    // A datanode that crash-loops keeps the component unhealthy, so the scale-in waits after its first step.
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("helm/default.yaml")
+        .helm_install(true)
+        .replicas("my-release-milvus-datanode", 5)
+        .pod_behaviour("my-release-milvus-datanode", 0, PodBehaviour::oom_killed(3))
+        .start();
+    api.clear_requests();
+    let child = command(
+        Via::Binary,
+        Some(api.kubeconfig_path()),
+        &["scale", "my-release", "datanode=2", "--timeout", "60s"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("start");
+    // After the first write, the plugin reads the release to check health: interrupt it then.
+    api.wait_until(
+        |s| {
+            let log = s.requests();
+            log.iter()
+                .position(|r| r.method == "PATCH")
+                .is_some_and(|i| log[i..].iter().any(|r| r.path.ends_with("/pods")))
+        },
+        Duration::from_secs(20),
+    )
+    .expect("first step written");
+    let status =
+        std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let output = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted: stopped after the current step"), "{stderr}");
+    assert!(stderr.contains("datanode: at 4 of the way 5 → 2"), "{stderr}");
+    assert_eq!(api.requests().iter().filter(|r| r.method == "PATCH").count(), 1, "nothing more was written");
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 4);
+}
+
+#[test]
+fn a_failure_midway_reports_what_changed_and_what_did_not() {
+    let api = helm_with(1, 1);
+    api.set_fault(
+        Fault::status(500)
+            .on("PATCH", "/apis/apps/v1/namespaces/default/deployments/my-release-milvus-datanode"),
+    );
+    let out = run(&api, &["scale", "my-release", "querynode=2", "datanode=2"]).failure(1);
+    assert!(out.stderr.contains("Internal error occurred: injected fault"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("What was applied:\n  querynode: scaled 1 → 2\n  datanode: not changed (1)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 2);
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 1);
+}
+
+#[test]
+fn json_output_carries_the_plan_and_the_result() {
+    let api = helm_with(1, 3);
+    let plan =
+        run(&api, &["scale", "my-release", "querynode=2", "datanode=1", "--dry-run=client", "-o", "json"])
+            .success()
+            .json();
+    assert_eq!(plan["kind"], "ScaleResult");
+    assert_eq!(plan["dryRun"], "client");
+    let changes = plan["changes"].as_array().expect("changes");
+    assert_eq!(changes[0]["component"], "querynode");
+    assert_eq!(changes[0]["status"], "planned");
+    assert_eq!(changes[1]["steps"], serde_json::json!([2, 1]));
+    assert_eq!(
+        changes[1]["owner"],
+        serde_json::json!({"kind": "deployment", "name": "my-release-milvus-datanode"})
+    );
+    assert!(changes[1]["diff"].as_str().unwrap_or("").contains("+  replicas: 1"));
+    assert_eq!(
+        plan["helm"]["recorded"],
+        serde_json::json!([["queryNode.replicas", 1], ["dataNode.replicas", 1]])
+    );
+
+    let done = run(&api, &["scale", "my-release", "querynode=2", "-o", "yaml"]).success().yaml();
+    assert_eq!(done["changes"][0]["status"], "scaled");
+    assert_eq!(done["changes"][0]["applied"], serde_json::json!([2]));
+}
