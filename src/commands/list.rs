@@ -6,6 +6,7 @@ use std::io::Write;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::NameOverride;
 use crate::client::read::{self, Kinds, Scope};
 use crate::client::selector::{self, Selector, SelectorExt};
 use crate::client::{Kube, KubeFlags};
@@ -45,9 +46,8 @@ pub struct Args {
     #[arg(short = 'o', long, value_name = "FORMAT", value_parser = output::parse_output_format)]
     pub output: Option<OutputFormat>,
 
-    /// The value of the label app.kubernetes.io/name on Milvus workloads, when the chart was installed with nameOverride.
-    #[arg(long, value_name = "NAME", default_value = milvus::DEFAULT_NAME_LABEL)]
-    pub name_override: String,
+    #[command(flatten)]
+    pub name: NameOverride,
 }
 
 /// One item of `list -o json|yaml` (the documented schema, `kubectl-milvus/v1` `ReleaseList`).
@@ -99,10 +99,10 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     let scope =
         if args.all_namespaces { Scope::AllNamespaces } else { Scope::Namespace(kube.namespace.clone()) };
     let reading = read::read(&kube, &scope, Kinds { pods: true, hpas: false, milvuses: true }).await?;
-    let options = DiscoveryOptions { name_label: args.name_override.clone(), now: Timestamp::now() };
+    let options = DiscoveryOptions { name_label: args.name.label.clone(), now: Timestamp::now() };
     let mut releases = milvus::discover(&reading.inventory, &options);
     if let Some(selector) = &args.selector {
-        releases.retain(|r| release_matches(r, &reading.inventory, selector, &args.name_override));
+        releases.retain(|r| release_matches(r, &reading.inventory, selector, &args.name.label));
     }
     let format = args.output.unwrap_or_default();
     match format {

@@ -11,6 +11,14 @@ use std::io::Write;
 use crate::cli::{Cli, Command};
 use crate::error::Error;
 
+/// `--name-override`: how every command that finds releases recognises Milvus workloads.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NameOverride {
+    /// The value of the label app.kubernetes.io/name on Milvus workloads, when the chart was installed with nameOverride.
+    #[arg(long = "name-override", value_name = "NAME", default_value = crate::milvus::DEFAULT_NAME_LABEL)]
+    pub label: String,
+}
+
 pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Error> {
     match cli.command {
         Command::List(args) => list::run(&cli.kube, args, out).await,

@@ -7,11 +7,12 @@ use owo_colors::{OwoColorize, Stream};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::NameOverride;
 use super::list::SCHEMA_VERSION;
 use super::release::{self, Found};
 use crate::client::{Kube, KubeFlags};
 use crate::error::{Error, exit};
-use crate::milvus::{self, ManagedBy, Release};
+use crate::milvus::{ManagedBy, Release};
 use crate::output::color::Tone;
 use crate::output::{self, Cell, OutputFormat, Table, diff};
 use crate::scale::apply::{self, DryRun};
@@ -84,9 +85,8 @@ pub struct Args {
     #[arg(short = 'o', long, value_name = "FORMAT", value_parser = output::parse_output_format)]
     pub output: Option<OutputFormat>,
 
-    /// The value of the label app.kubernetes.io/name on Milvus workloads, when the chart was installed with nameOverride.
-    #[arg(long, value_name = "NAME", default_value = milvus::DEFAULT_NAME_LABEL)]
-    pub name_override: String,
+    #[command(flatten)]
+    pub name: NameOverride,
 }
 
 /// `scale -o json|yaml` (schema `kubectl-milvus/v1` `ScaleResult`).
@@ -149,8 +149,7 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         eprintln!("Warning: --dry-run is deprecated and can be replaced with --dry-run=client.");
     }
     let kube = Kube::connect(flags).await?;
-    let lookup =
-        release::Lookup { name: &args.release, all_namespaces: false, name_label: &args.name_override };
+    let lookup = release::Lookup { name: &args.release, all_namespaces: false, name_label: &args.name.label };
     // The release and its Helm record are independent: read them concurrently.
     let (found, helm_record) = futures::join!(
         release::find(&kube, &lookup),
@@ -267,7 +266,7 @@ impl Session<'_> {
             kube: self.kube,
             namespace: &self.namespace,
             release: &found.release.name,
-            name_label: &self.args.name_override,
+            name_label: &self.args.name.label,
             operator: matches!(found.release.managed_by, ManagedBy::Operator { .. }),
             interrupt: &self.interrupt,
         };

@@ -6,12 +6,13 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::NameOverride;
 use super::list::{SCHEMA_VERSION, health_tone};
 use super::release;
 use crate::client::read::{Note, NoteKind};
 use crate::client::{Kube, KubeFlags};
 use crate::error::{Error, exit};
-use crate::milvus::{self, Component, Dependency, Health, ManagedBy, PodSummary, Release};
+use crate::milvus::{Component, Dependency, Health, ManagedBy, PodSummary, Release};
 use crate::output::color::Tone;
 use crate::output::{self, Cell, OutputFormat, Table};
 use crate::scale::helm::{self, HelmRelease};
@@ -63,9 +64,8 @@ pub struct Args {
     #[arg(long)]
     pub exit_code: bool,
 
-    /// The value of the label app.kubernetes.io/name on Milvus workloads, when the chart was installed with nameOverride.
-    #[arg(long, value_name = "NAME", default_value = milvus::DEFAULT_NAME_LABEL)]
-    pub name_override: String,
+    #[command(flatten)]
+    pub name: NameOverride,
 }
 
 /// `status -o json|yaml` (the documented schema, `kubectl-milvus/v1` `ReleaseStatus`).
@@ -163,11 +163,7 @@ fn helm_drift(release: &Release, helm: &HelmRelease) -> Vec<Note> {
 }
 
 fn lookup(args: &Args) -> release::Lookup<'_> {
-    release::Lookup {
-        name: &args.release,
-        all_namespaces: args.all_namespaces,
-        name_label: &args.name_override,
-    }
+    release::Lookup { name: &args.release, all_namespaces: args.all_namespaces, name_label: &args.name.label }
 }
 
 fn exit_for(release: &Release, args: &Args) -> Result<(), Error> {
