@@ -1,7 +1,7 @@
 //! A local "cluster" to try `kubectl milvus` against, backed by the loopback test API server.
 //!
 //! ```text
-//! cargo run --example sandbox [-- --port 6443] [--kubeconfig PATH] [--no-demo]
+//! cargo run --example sandbox [-- --port 6443] [--kubeconfig PATH] [--no-demo] [--ready-delay SECONDS]
 //! ```
 //!
 //! It builds the plugin (`cargo build --bin kubectl-milvus`), runs `kubectl milvus list -A` and
@@ -21,13 +21,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn usage() -> ! {
-    eprintln!("usage: sandbox [--port N] [--kubeconfig PATH] [--no-demo]");
+    eprintln!("usage: sandbox [--port N] [--kubeconfig PATH] [--no-demo] [--ready-delay SECONDS]");
     std::process::exit(2)
 }
 
 fn main() {
     let mut port: u16 = 0;
     let mut demo = true;
+    let mut ready_delay = std::time::Duration::ZERO;
     let mut kubeconfig = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/sandbox/kubeconfig");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -35,6 +36,10 @@ fn main() {
             "--port" => port = args.next().and_then(|p| p.parse().ok()).unwrap_or_else(|| usage()),
             "--kubeconfig" => kubeconfig = args.next().map(PathBuf::from).unwrap_or_else(|| usage()),
             "--no-demo" => demo = false,
+            "--ready-delay" => {
+                let seconds = args.next().and_then(|s| s.parse::<u64>().ok()).unwrap_or_else(|| usage());
+                ready_delay = std::time::Duration::from_secs(seconds);
+            }
             "-h" | "--help" => usage(),
             _ => usage(),
         }
@@ -66,6 +71,8 @@ fn main() {
         .operator_reconciler(true)
         // a read-only user without access to secrets
         .user("viewer", Rules::read_only().deny("list", "secrets").deny("get", "secrets"))
+        // new pods (after a scale-up) become ready this long after they start, to watch `scale --wait`
+        .scale_up_ready_delay(ready_delay)
         .port(port)
         .kubeconfig_path(&kubeconfig)
         .start();
