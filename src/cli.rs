@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::client::KubeFlags;
 use crate::client::flags::HEADING;
-use crate::commands::{list, scale, status, version};
+use crate::commands::{completion, list, scale, status, version};
 use crate::output::color::ColorChoice;
 
 const ABOUT: &str = "Discover, inspect and scale Milvus releases on Kubernetes";
@@ -71,6 +71,14 @@ pub enum Command {
     /// Print the plugin version and the API server version
     #[command(after_help = version::EXAMPLES)]
     Version(version::Args),
+
+    /// Print a shell completion script (bash, zsh, fish or powershell)
+    #[command(after_help = completion::EXAMPLES)]
+    Completion(completion::Args),
+
+    /// Print the list of flags inherited by all commands
+    #[command(after_help = completion::OPTIONS_EXAMPLES)]
+    Options(completion::OptionsArgs),
 }
 
 #[cfg(test)]

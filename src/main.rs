@@ -3,7 +3,9 @@
 mod cli;
 mod client;
 mod commands;
+mod complete;
 mod error;
+mod help;
 mod milvus;
 mod output;
 mod scale;
@@ -11,13 +13,17 @@ mod scale;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 use owo_colors::{OwoColorize, Stream};
 
 use crate::error::{Error, exit};
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    if let Some(code) = complete::intercept() {
+        return code;
+    }
+    let cli = match help::command().try_get_matches().and_then(|mut m| cli::Cli::from_arg_matches_mut(&mut m))
+    {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
     };

@@ -1,5 +1,6 @@
 //! One module per subcommand: its arguments (`Args`) and `run`.
 
+pub mod completion;
 pub mod list;
 pub mod release;
 pub mod scale;
@@ -25,6 +26,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), Error> {
         Command::Status(args) => status::run(&cli.kube, args, out).await,
         Command::Scale(args) => scale::run(&cli.kube, args, out).await,
         Command::Version(args) => version::run(&cli.kube, args, out).await,
+        Command::Completion(args) => completion::run(args, out),
+        Command::Options(_) => completion::run_options(out),
     }
 }
 

@@ -86,8 +86,8 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     match args.output {
         Some(format) => output::write_structured(out, format, &versions)?,
         None => {
-            let commit = versions.client_version.git_commit.map(|c| format!(" ({c})")).unwrap_or_default();
-            writeln!(out, "Client Version: {}{commit}", versions.client_version.version)?;
+            // As kubectl prints its own: the version alone; the commit is in -o json|yaml (gitCommit).
+            writeln!(out, "Client Version: {}", versions.client_version.version)?;
             if let Some(server) = &versions.server_version {
                 writeln!(out, "Server Version: {}", server.git_version)?;
             }

@@ -2,6 +2,7 @@
 //! loopback Kubernetes API of `milvus-test-api`.
 
 mod cli;
+mod distribution;
 mod fixtures;
 mod list;
 mod rbac;
