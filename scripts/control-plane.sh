@@ -54,11 +54,14 @@ Commands:
                               kube-apiserver + kube-controller-manager in
                               $BIN_DIR
                               (no-op when already cached).
-  up [--parent-pid PID] DIR   Start etcd, kube-apiserver, kube-controller-manager
+  up [--parent-pid PID] [--user NAME]... DIR
+                              Start etcd, kube-apiserver, kube-controller-manager
                               on free 127.0.0.1 ports; state, kubeconfigs and
                               logs go to DIR. Returns once the API is ready.
                               With --parent-pid, a watchdog runs 'down DIR'
-                              when PID exits.
+                              when PID exits. Each --user adds a token user
+                              without RBAC bindings (besides viewer, scaler,
+                              noaccess).
   down DIR                    Stop everything started for DIR (TERM, then KILL),
                               delete the etcd data. Idempotent.
   status DIR                  Show which recorded processes are alive.
@@ -66,8 +69,15 @@ Commands:
 
 Files written by 'up' into DIR:
   admin.kubeconfig            context 'admin' (group system:masters)
-  viewer.kubeconfig, scaler.kubeconfig, noaccess.kubeconfig
+  harness.kubeconfig          user 'harness' (group system:masters) for test
+                              harnesses; its requests are not audited
+  viewer.kubeconfig, scaler.kubeconfig, noaccess.kubeconfig, NAME.kubeconfig
                               token users without any RBAC binding
+  users                       "name token" per line, every token user
+  audit.log                   the API server's audit log (JSON lines, one
+                              ResponseStarted/ResponseComplete event per request,
+                              written before the response completes), except
+                              requests of harness and the controller-manager
   env                         shell-sourceable: KUBECONFIG, CONTROL_PLANE_SERVER,
                               CONTROL_PLANE_DIR, CONTROL_PLANE_CA,
                               CONTROL_PLANE_ADMIN_TOKEN, CONTROL_PLANE_ETCD,
@@ -351,10 +361,14 @@ up_cleanup() {
 }
 
 up() {
-  local parent_pid=""
+  local parent_pid="" extra_users=()
   while (($#)); do
     case $1 in
       --parent-pid) parent_pid=${2:?--parent-pid needs a PID}; shift 2 ;;
+      --user)
+        [[ ${2:-} =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] || die "--user needs a lowercase DNS-1123 name, got '${2:-}'"
+        case $2 in admin | harness | audit-marker | kube-controller-manager) die "--user $2 is reserved" ;; esac
+        extra_users+=("$2"); shift 2 ;;
       -*) die "unknown option $1" ;;
       *) break ;;
     esac
@@ -379,7 +393,8 @@ up() {
       pid_alive "$p" && die "$STATE_DIR already has a running control plane ($n pid $p); run 'down' first"
     done <"$STATE_DIR/pids"
   fi
-  rm -rf "$STATE_DIR/pki" "$STATE_DIR/etcd-data" "$STATE_DIR/logs" "$STATE_DIR/pids" "$STATE_DIR/env"
+  rm -rf "$STATE_DIR/pki" "$STATE_DIR/etcd-data" "$STATE_DIR/logs" "$STATE_DIR/pids" "$STATE_DIR/env" \
+    "$STATE_DIR/audit.log" "$STATE_DIR/users"
   mkdir -p "$STATE_DIR/pki" "$STATE_DIR/logs"
   : >"$STATE_DIR/pids"
   trap up_cleanup EXIT
@@ -390,17 +405,55 @@ up() {
   gen_pki "$pki"
 
   # Static token file: token,user,uid[,"group1,group2"]
-  local admin_token u
+  # admin: for people and the code under test; harness: for test harnesses
+  # (not audited, so the audit log shows only what the code under test did);
+  # kube-controller-manager: the controllers (not audited); audit-marker: no
+  # permissions, its requests mark a point in the audit log.
+  local admin_token harness_token kcm_token marker_token u
   admin_token=$(random_token)
+  harness_token=$(random_token)
+  kcm_token=$(random_token)
+  marker_token=$(random_token)
+  local users=("${RESTRICTED_USERS[@]}")
+  for u in "${extra_users[@]}"; do
+    [[ " ${users[*]} " == *" $u "* ]] || users+=("$u")
+  done
   declare -A tokens=()
   {
     echo "$admin_token,admin,admin,\"system:masters\""
-    for u in "${RESTRICTED_USERS[@]}"; do
+    echo "$harness_token,harness,harness,\"system:masters\""
+    echo "$kcm_token,system:kube-controller-manager,kube-controller-manager,\"system:masters\""
+    echo "$marker_token,audit-marker,audit-marker"
+    for u in "${users[@]}"; do
       tokens[$u]=$(random_token)
       echo "${tokens[$u]},$u,$u"
     done
   } >"$pki/tokens.csv"
-  chmod 600 "$pki"/*
+  {
+    echo "admin $admin_token"
+    echo "harness $harness_token"
+    echo "audit-marker $marker_token"
+    for u in "${users[@]}"; do echo "$u ${tokens[$u]}"; done
+  } >"$STATE_DIR/users"
+  chmod 600 "$pki"/* "$STATE_DIR/users"
+
+  # Audit: every request at level Metadata (Request, i.e. with the body, for
+  # writes), except the harness's, the controllers' and the API server's own.
+  # Blocking mode: the event is written by the request's goroutine before the
+  # handler returns, so a request that has completed is in the log.
+  cat >"$STATE_DIR/audit-policy.yaml" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: None
+  users: ["harness", "system:kube-controller-manager", "system:apiserver"]
+- level: None
+  userGroups: ["system:nodes", "system:serviceaccounts"]
+- level: Request
+  verbs: ["create", "update", "patch", "delete", "deletecollection"]
+- level: Metadata
+EOF
 
   local etcd_client etcd_peer api_port
   read -r etcd_client etcd_peer api_port < <(free_ports 3)
@@ -455,19 +508,27 @@ up() {
     --disable-admission-plugins "$disabled_admission" \
     --allow-privileged=true \
     --enable-priority-and-fairness=false \
+    --audit-policy-file "$STATE_DIR/audit-policy.yaml" \
+    --audit-log-path "$STATE_DIR/audit.log" \
+    --audit-log-format json \
+    --audit-log-mode blocking \
+    --audit-log-maxsize 0 \
     --profiling=false \
     --v=1
   local apiserver_pid=$LAST_PID
 
   write_kubeconfig "$STATE_DIR/admin.kubeconfig" admin "$admin_token" "$pki/ca.crt" "$server"
-  for u in "${RESTRICTED_USERS[@]}"; do
+  write_kubeconfig "$STATE_DIR/harness.kubeconfig" harness "$harness_token" "$pki/ca.crt" "$server"
+  write_kubeconfig "$STATE_DIR/kube-controller-manager.kubeconfig" system:kube-controller-manager \
+    "$kcm_token" "$pki/ca.crt" "$server"
+  for u in "${users[@]}"; do
     write_kubeconfig "$STATE_DIR/$u.kubeconfig" "$u" "${tokens[$u]}" "$pki/ca.crt" "$server"
   done
   chmod 600 "$STATE_DIR"/*.kubeconfig
 
   # Wait for /readyz (all post-start hooks incl. RBAC bootstrap roles).
   local deadline=$((SECONDS + UP_TIMEOUT))
-  until curl -fsS --cacert "$pki/ca.crt" -H "Authorization: Bearer $admin_token" \
+  until curl -fsS --cacert "$pki/ca.crt" -H "Authorization: Bearer $harness_token" \
     "$server/readyz" >/dev/null 2>&1; do
     pid_alive "$etcd_pid" || die "etcd exited"
     pid_alive "$apiserver_pid" || die "kube-apiserver exited"
@@ -485,7 +546,7 @@ up() {
   # --secure-port=0 --port=0: no serving at all, so no port clashes.
   start_proc kube-controller-manager "$STATE_DIR/logs/kube-controller-manager.log" \
     "$BIN_DIR/kube-controller-manager" \
-    --kubeconfig "$STATE_DIR/admin.kubeconfig" \
+    --kubeconfig "$STATE_DIR/kube-controller-manager.kubeconfig" \
     --controllers '*,-nodelifecycle,-serviceaccount-token' \
     --leader-elect=false \
     --use-service-account-credentials=false \
@@ -497,7 +558,7 @@ up() {
 
   # Ready = default namespace + kubernetes Service exist (created by the
   # apiserver's bootstrap controller shortly after /readyz).
-  local kc=(curl -fsS --cacert "$pki/ca.crt" -H "Authorization: Bearer $admin_token")
+  local kc=(curl -fsS --cacert "$pki/ca.crt" -H "Authorization: Bearer $harness_token")
   until "${kc[@]}" "$server/api/v1/namespaces/default/services/kubernetes" >/dev/null 2>&1; do
     pid_alive "$apiserver_pid" || die "kube-apiserver exited"
     ((SECONDS < deadline)) || die "default/kubernetes service missing after ${UP_TIMEOUT}s"
@@ -523,6 +584,8 @@ up() {
     echo "export CONTROL_PLANE_SERVER='$server'"
     echo "export CONTROL_PLANE_CA='$pki/ca.crt'"
     echo "export CONTROL_PLANE_ADMIN_TOKEN='$admin_token'"
+    echo "export CONTROL_PLANE_HARNESS_TOKEN='$harness_token'"
+    echo "export CONTROL_PLANE_AUDIT_LOG='$STATE_DIR/audit.log'"
     echo "export CONTROL_PLANE_ETCD='http://127.0.0.1:$etcd_client'"
     echo "export CONTROL_PLANE_K8S_VERSION='v$K8S_VERSION'"
     local n p

@@ -60,7 +60,7 @@ impl PodBehaviour {
         PodBehaviour::CrashLoopBackOff { restarts, reason: "Error".into(), exit_code: 1 }
     }
 
-    fn is_extra(&self) -> bool {
+    pub(crate) fn is_extra(&self) -> bool {
         matches!(self, PodBehaviour::Terminating | PodBehaviour::Evicted)
     }
 }
@@ -123,7 +123,7 @@ impl Controller {
     }
 
     /// The behaviour of pod `index` of workload `ns/name`.
-    fn behaviour(
+    pub(crate) fn behaviour(
         &self,
         ns: &str,
         name: &str,
@@ -232,7 +232,7 @@ fn owner_ref(api_version: &str, kind: &str, owner: &Value) -> Value {
     })
 }
 
-fn controller_owner(v: &Value) -> Option<(&str, &str)> {
+pub(crate) fn controller_owner(v: &Value) -> Option<(&str, &str)> {
     let refs = v.get("metadata")?.get("ownerReferences")?.as_array()?;
     let r = refs
         .iter()
@@ -242,16 +242,16 @@ fn controller_owner(v: &Value) -> Option<(&str, &str)> {
 }
 
 /// Everything needed to render one pod.
-struct PodPlan {
-    name: String,
-    labels: Map<String, Value>,
-    annotations: Option<Value>,
-    owner: Value,
-    spec: Value,
-    behaviour: PodBehaviour,
-    index: u32,
+pub(crate) struct PodPlan {
+    pub name: String,
+    pub labels: Map<String, Value>,
+    pub annotations: Option<Value>,
+    pub owner: Value,
+    pub spec: Value,
+    pub behaviour: PodBehaviour,
+    pub index: u32,
     /// Counts toward the workload (false for the stuck Terminating/Evicted extras).
-    counts: bool,
+    pub counts: bool,
 }
 
 fn template_parts(w: &Value) -> (Map<String, Value>, Option<Value>, Value) {
@@ -277,10 +277,10 @@ fn node_for(index: u32, name: &str) -> String {
     format!("node-{}", (h.wrapping_add(index)) % 3 + 1)
 }
 
-struct Rendered {
-    pod: Value,
-    ready: bool,
-    deadline: Option<Instant>,
+pub(crate) struct Rendered {
+    pub pod: Value,
+    pub ready: bool,
+    pub deadline: Option<Instant>,
 }
 
 fn container_list(spec: &Value, field: &str) -> Vec<(String, String)> {
@@ -314,7 +314,7 @@ fn cond_reason(t: &str, reason: &str, message: &str, at: &str) -> Value {
 }
 
 #[allow(clippy::too_many_lines)]
-fn render_pod(
+pub(crate) fn render_pod(
     ctl: &Controller,
     ns: &str,
     plan: &PodPlan,
@@ -1224,6 +1224,47 @@ fn component_label(key: &str) -> String {
     key.to_ascii_lowercase()
 }
 
+/// What the Milvus Operator would do to the replicas of `deployments` (those of the CR's namespace)
+/// for Milvus object `cr`: `(deployment name, replicas)` for each Deployment that differs.
+pub(crate) fn milvus_replicas(cr: &Value, deployments: &[&Value]) -> Vec<(String, i64)> {
+    if cr.pointer("/metadata/annotations/milvus.io~1pause-reconcile").and_then(Value::as_str) == Some("true")
+    {
+        return Vec::new();
+    }
+    let name = meta_str(cr, "name");
+    let current_group = cr
+        .pointer("/metadata/annotations/milvus.io~1querynode-current-group-id")
+        .and_then(Value::as_str)
+        .unwrap_or("0")
+        .to_string();
+    let Some(comps) = cr.pointer("/spec/components").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (ckey, cval) in comps {
+        let Some(want) = cval.get("replicas").and_then(Value::as_i64) else {
+            continue;
+        };
+        if want < 0 || cval.get("groups").is_some() {
+            continue;
+        }
+        let comp = component_label(ckey);
+        for d in deployments {
+            let l = util::labels_of(d);
+            let get = |k: &str| l.and_then(|l| l.get(k)).and_then(Value::as_str);
+            let mine = get("app.kubernetes.io/instance") == Some(name)
+                && get("app.kubernetes.io/component") == Some(comp.as_str())
+                && get("app.kubernetes.io/managed-by") == Some("milvus-operator")
+                && (comp != "querynode"
+                    || get("milvus.io/querynode-group-id").is_none_or(|g| g == current_group));
+            if mine && i64_at(d, &["spec", "replicas"]) != Some(want) {
+                out.push((meta_str(d, "name").to_string(), want));
+            }
+        }
+    }
+    out
+}
+
 /// The stand-in Milvus Operator: copy `spec.components.<comp>.replicas` to the Deployments.
 pub(crate) fn reconcile_milvus(store: &mut Store, ctl: &mut Controller, ns: &str, name: &str, now: Instant) {
     if !ctl.reconciler {
@@ -1236,46 +1277,19 @@ pub(crate) fn reconcile_milvus(store: &mut Store, ctl: &mut Controller, ns: &str
     {
         return;
     }
-    let current_group = cr
-        .pointer("/metadata/annotations/milvus.io~1querynode-current-group-id")
-        .and_then(Value::as_str)
-        .unwrap_or("0")
-        .to_string();
-    let Some(comps) = cr.pointer("/spec/components").and_then(Value::as_object) else {
-        return;
-    };
     let dk = key("apps", DEPLOY);
+    let deployments: Vec<&Value> = store.list(&dk, Some(ns), None).collect();
+    let wanted = milvus_replicas(&cr, &deployments);
     let mut changed = Vec::new();
-    for (ckey, cval) in comps {
-        let Some(want) = cval.get("replicas").and_then(Value::as_i64) else {
+    for (dname, want) in wanted {
+        let Some(mut d) = store.get(&dk, ns, &dname).cloned() else {
             continue;
         };
-        if want < 0 || cval.get("groups").is_some() {
-            continue;
-        }
-        let comp = component_label(ckey);
-        let deps: Vec<Value> = store
-            .list(&dk, Some(ns), None)
-            .filter(|d| {
-                let l = util::labels_of(d);
-                let get = |k: &str| l.and_then(|l| l.get(k)).and_then(Value::as_str);
-                get("app.kubernetes.io/instance") == Some(name)
-                    && get("app.kubernetes.io/component") == Some(comp.as_str())
-                    && get("app.kubernetes.io/managed-by") == Some("milvus-operator")
-                    && (comp != "querynode"
-                        || get("milvus.io/querynode-group-id").is_none_or(|g| g == current_group))
-            })
-            .cloned()
-            .collect();
-        for mut d in deps {
-            if i64_at(&d, &["spec", "replicas"]) != Some(want) {
-                d["spec"]["replicas"] = json!(want);
-                let g = i64_at(&d, &["metadata", "generation"]).unwrap_or(1) + 1;
-                d["metadata"]["generation"] = json!(g);
-                changed.push(meta_str(&d, "name").to_string());
-                store.put(&dk, d);
-            }
-        }
+        d["spec"]["replicas"] = json!(want);
+        let g = i64_at(&d, &["metadata", "generation"]).unwrap_or(1) + 1;
+        d["metadata"]["generation"] = json!(g);
+        changed.push(dname);
+        store.put(&dk, d);
     }
     for d in changed {
         reconcile_deployment(store, ctl, ns, &d, now);

@@ -291,6 +291,38 @@ fn chart_values() -> Value {
     })
 }
 
+/// The user values that produced a render, as far as replicas go: `<valuesKey>.replicas` of every Milvus
+/// component Deployment (`-1` where the chart left `spec.replicas` out for an HPA). A render's replicas
+/// are what `helm install` recorded, so the release Secret agrees with the objects.
+fn values_of_render(docs: &[Value]) -> Value {
+    const KEYS: &[(&str, &str)] = &[
+        ("proxy", "proxy"),
+        ("querynode", "queryNode"),
+        ("datanode", "dataNode"),
+        ("indexnode", "indexNode"),
+        ("streamingnode", "streamingNode"),
+        ("mixcoord", "mixCoordinator"),
+        ("rootcoord", "rootCoordinator"),
+        ("querycoord", "queryCoordinator"),
+        ("datacoord", "dataCoordinator"),
+        ("indexcoord", "indexCoordinator"),
+        ("cdc", "cdc"),
+    ];
+    let mut values = serde_json::Map::new();
+    for doc in docs.iter().filter(|d| {
+        d["kind"] == "Deployment" && d["metadata"]["labels"]["app.kubernetes.io/name"] == "milvus"
+    }) {
+        let Some(component) = doc["metadata"]["labels"]["component"].as_str() else { continue };
+        if doc["metadata"]["labels"].get("milvus.io/resource-group").is_some() {
+            continue;
+        }
+        let Some((_, key)) = KEYS.iter().find(|(label, _)| *label == component) else { continue };
+        let replicas = doc["spec"]["replicas"].as_i64().unwrap_or(-1);
+        values.insert((*key).to_string(), json!({"replicas": replicas}));
+    }
+    Value::Object(values)
+}
+
 /// The Helm release Secret `sh.helm.release.v1.<release>.v1`, as `helm install` stores it.
 /// `data.release` holds base64(gzip(release JSON)) (and is base64-encoded once more, as every
 /// Secret `data` value is on the wire).
@@ -353,6 +385,17 @@ pub(crate) fn load(
     sources: &[Source],
     age: Duration,
     start: jiff::Timestamp,
+) -> Result<usize, String> {
+    load_with(store, sources, age, start, true)
+}
+
+/// [`load`], with or without the API server's defaulting (a real server does its own).
+pub(crate) fn load_with(
+    store: &mut Store,
+    sources: &[Source],
+    age: Duration,
+    start: jiff::Timestamp,
+    defaults: bool,
 ) -> Result<usize, String> {
     let created = util::ts(util::minus(start, age));
     let mut skipped = 0;
@@ -436,7 +479,9 @@ pub(crate) fn load(
                 }
                 owner_uids.push((rt.kind.clone(), name.clone(), meta_str(&obj, "uid").to_string()));
             }
-            controller::apply_defaults(&rt.key(), &mut obj);
+            if defaults {
+                controller::apply_defaults(&rt.key(), &mut obj);
+            }
             if rt.kind == "CustomResourceDefinition" {
                 // store at once so later objects of this batch can use it
                 store.put(&rt.key(), obj);
@@ -462,7 +507,12 @@ pub(crate) fn load(
         if src.helm_install {
             let ns = target_ns.clone().unwrap_or_else(|| "default".into());
             ensure_namespace(store, &ns, &created);
-            let secret = helm_release_secret(&release, &ns, &src.helm_values, &text, &created)?;
+            let values = if src.helm_values.as_object().is_some_and(|m| m.is_empty()) {
+                values_of_render(&parse_yaml_docs(&text)?)
+            } else {
+                src.helm_values.clone()
+            };
+            let secret = helm_release_secret(&release, &ns, &values, &text, &created)?;
             store.put(&ResKey::new("", "secrets"), secret);
         }
     }

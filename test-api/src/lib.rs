@@ -70,6 +70,7 @@ mod auth;
 mod controller;
 mod faults;
 mod fixtures;
+mod real;
 mod resources;
 mod selector;
 mod server;
@@ -94,6 +95,39 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use store::Store;
+
+/// Which API server a [`TestApi`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The in-process loopback API (default): deterministic names, fault injection, fast.
+    Loopback,
+    /// A real kube-apiserver 1.20 + kube-controller-manager + etcd started by
+    /// `scripts/control-plane.sh` (binaries built once with `scripts/control-plane.sh build`), with
+    /// an in-process kubelet stand-in. Selected with `MILVUS_TEST_BACKEND=kube-apiserver`.
+    KubeApiserver,
+}
+
+impl Backend {
+    /// The backend named by `MILVUS_TEST_BACKEND` (`loopback`, the default, or `kube-apiserver`).
+    ///
+    /// # Panics
+    /// On any other value.
+    pub fn from_env() -> Backend {
+        match std::env::var("MILVUS_TEST_BACKEND").unwrap_or_default().as_str() {
+            "" | "loopback" => Backend::Loopback,
+            "kube-apiserver" => Backend::KubeApiserver,
+            other => panic!("MILVUS_TEST_BACKEND={other}: expected `loopback` or `kube-apiserver`"),
+        }
+    }
+
+    /// `loopback` or `kube-apiserver`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Loopback => "loopback",
+            Backend::KubeApiserver => "kube-apiserver",
+        }
+    }
+}
 
 /// One request as the server saw it.
 #[derive(Debug, Clone, PartialEq)]
@@ -197,38 +231,65 @@ impl Shared {
 }
 
 /// Read-only view of the server state, given to [`TestApi::wait_until`] and [`TestApi::with_state`].
+///
+/// On the kube-apiserver backend every query is a request to the server (made once per view),
+/// objects are as served (HPAs through `autoscaling/v2beta2`), and the request log is read from
+/// the audit log.
 pub struct StateView<'a> {
-    store: &'a Store,
-    log: &'a [RequestRecord],
+    inner: View<'a>,
+}
+
+enum View<'a> {
+    Loopback { store: &'a Store, log: &'a [RequestRecord] },
+    Real(real::RealView<'a>),
 }
 
 impl StateView<'_> {
     /// One stored object (storage version; HPAs are stored as autoscaling/v2).
     pub fn get(&self, group: &str, plural: &str, namespace: Option<&str>, name: &str) -> Option<&Value> {
-        self.store.get(&ResKey::new(group, plural), namespace.unwrap_or_default(), name)
+        match &self.inner {
+            View::Loopback { store, .. } => {
+                store.get(&ResKey::new(group, plural), namespace.unwrap_or_default(), name)
+            }
+            View::Real(r) => r.get(group, plural, namespace, name),
+        }
     }
 
     /// Objects of a type (one namespace, or all), ordered by namespace and name.
     pub fn list(&self, group: &str, plural: &str, namespace: Option<&str>) -> Vec<&Value> {
-        self.store.list(&ResKey::new(group, plural), namespace, None).collect()
+        match &self.inner {
+            View::Loopback { store, .. } => {
+                store.list(&ResKey::new(group, plural), namespace, None).collect()
+            }
+            View::Real(r) => r.list(group, plural, namespace),
+        }
     }
 
     /// Number of objects of a type (one namespace, or all).
     pub fn count(&self, group: &str, plural: &str, namespace: Option<&str>) -> usize {
-        match namespace {
-            None => self.store.count(&ResKey::new(group, plural)),
-            Some(ns) => self.store.list(&ResKey::new(group, plural), Some(ns), None).count(),
+        match (&self.inner, namespace) {
+            (View::Loopback { store, .. }, None) => store.count(&ResKey::new(group, plural)),
+            (View::Loopback { store, .. }, Some(ns)) => {
+                store.list(&ResKey::new(group, plural), Some(ns), None).count()
+            }
+            (View::Real(r), _) => r.list(group, plural, namespace).len(),
         }
     }
 
     /// The request log.
     pub fn requests(&self) -> &[RequestRecord] {
-        self.log
+        match &self.inner {
+            View::Loopback { log, .. } => log,
+            View::Real(r) => r.requests(),
+        }
     }
 
     /// Current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
-        self.store.rv()
+        match &self.inner {
+            View::Loopback { store, .. } => store.rv(),
+            View::Real(r) => r.real.resource_version(),
+        }
     }
 }
 
@@ -257,6 +318,7 @@ pub struct TestApiBuilder {
     kubeconfig_namespace: String,
     current_context: String,
     replicas: Vec<(String, i64)>,
+    backend: Option<Backend>,
 }
 
 impl Default for TestApiBuilder {
@@ -278,6 +340,7 @@ impl Default for TestApiBuilder {
             kubeconfig_namespace: "default".into(),
             current_context: "admin".into(),
             replicas: Vec::new(),
+            backend: None,
         }
     }
 }
@@ -454,6 +517,12 @@ impl TestApiBuilder {
         self
     }
 
+    /// Which server to run (default: [`Backend::from_env`]).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
     /// Start the server, panicking with a message on failure.
     pub fn start(self) -> TestApi {
         match self.try_start() {
@@ -466,6 +535,9 @@ impl TestApiBuilder {
     pub fn try_start(self) -> Result<TestApi, String> {
         if !self.selector_errors.is_empty() {
             return Err(format!("invalid selectors: {}", self.selector_errors.join("; ")));
+        }
+        if self.backend.unwrap_or_else(Backend::from_env) == Backend::KubeApiserver {
+            return self.start_real();
         }
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
@@ -500,26 +572,7 @@ impl TestApiBuilder {
             store.put(&ResKey::new("", "nodes"), node_object(i, &created, &self.git_version));
         }
         fixtures::load(&mut store, &self.sources, self.age, ctl.start_wall)?;
-        for (w, r) in &self.replicas {
-            let (ns, name) = match w.split_once('/') {
-                Some((a, b)) => (Some(a), b),
-                None => (None, w.as_str()),
-            };
-            let mut found = false;
-            for plural in ["deployments", "statefulsets"] {
-                let k = ResKey::new("apps", plural);
-                let hits: Vec<Value> =
-                    store.list(&k, ns, None).filter(|o| util::meta_str(o, "name") == name).cloned().collect();
-                for mut o in hits {
-                    o["spec"]["replicas"] = json!(r);
-                    store.put(&k, o);
-                    found = true;
-                }
-            }
-            if !found {
-                return Err(format!("replicas({w}): no such Deployment or StatefulSet"));
-            }
-        }
+        apply_replicas(&mut store, &self.replicas)?;
         controller::reconcile_all(&mut store, &mut ctl, Instant::now());
         ctl.initial = false;
 
@@ -607,8 +660,97 @@ impl TestApiBuilder {
             owned_dir,
             ca_pem: tls.ca_pem,
             namespace: self.kubeconfig_namespace,
+            real: None,
         })
     }
+
+    fn start_real(self) -> Result<TestApi, String> {
+        if !self.progress_deadline_exceeded.is_empty() {
+            return Err("progress_deadline_exceeded is not supported on the kube-apiserver backend \
+                 (the real Deployment controller decides when a rollout times out)"
+                .into());
+        }
+        let mut ctl = Controller::new(self.age);
+        ctl.default = self.default_behaviour.clone();
+        ctl.rules = self.rules.clone();
+        ctl.scale_up_delay = self.scale_up_delay;
+        let cfg = real::Config {
+            sources: self.sources,
+            replicas: self.replicas,
+            users: self.users,
+            ctl,
+            age: self.age,
+            kubeconfig_path: self.kubeconfig_path,
+            kubeconfig_namespace: self.kubeconfig_namespace.clone(),
+            current_context: self.current_context,
+            reconciler: self.reconciler,
+        };
+        let r = real::Real::start(cfg)?;
+        // The users live in the shared state too, for kubeconfig_for() and token().
+        let users = r
+            .tokens
+            .iter()
+            .map(|(name, token)| auth::User {
+                name: name.clone(),
+                token: token.clone(),
+                rules: Rules::none(),
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                store: Store::default(),
+                ctl: Controller::new(self.age),
+                users,
+                faults: faults::Faults::default(),
+                log: Vec::new(),
+                git_version: r.git_version.clone(),
+                port: r.port,
+                listening: true,
+            }),
+            cond: Condvar::new(),
+            rv_watch: tokio::sync::watch::channel(0).0,
+            timer: tokio::sync::Notify::new(),
+            shutdown: tokio::sync::watch::channel(false).0,
+            stop_listening: tokio::sync::watch::channel(false).0,
+        });
+        Ok(TestApi {
+            shared,
+            thread: None,
+            port: r.port,
+            url: r.url.clone(),
+            kubeconfig: r.kubeconfig.clone(),
+            dir: r.dir.clone(),
+            owned_dir: false,
+            ca_pem: r.ca_pem.clone(),
+            namespace: self.kubeconfig_namespace,
+            real: Some(Box::new(r)),
+        })
+    }
+}
+
+/// Override `spec.replicas` of loaded Deployments and StatefulSets (`name` or `ns/name`).
+fn apply_replicas(store: &mut Store, replicas: &[(String, i64)]) -> Result<(), String> {
+    for (w, r) in replicas {
+        let (ns, name) = match w.split_once('/') {
+            Some((a, b)) => (Some(a), b),
+            None => (None, w.as_str()),
+        };
+        let mut found = false;
+        for plural in ["deployments", "statefulsets"] {
+            let k = ResKey::new("apps", plural);
+            let hits: Vec<Value> =
+                store.list(&k, ns, None).filter(|o| util::meta_str(o, "name") == name).cloned().collect();
+            for mut o in hits {
+                o["spec"]["replicas"] = json!(r);
+                store.put(&k, o);
+                found = true;
+            }
+        }
+        if !found {
+            return Err(format!("replicas({w}): no such Deployment or StatefulSet"));
+        }
+    }
+    Ok(())
 }
 
 fn node_object(i: u32, created: &str, version: &str) -> Value {
@@ -639,6 +781,7 @@ pub struct TestApi {
     owned_dir: bool,
     ca_pem: String,
     namespace: String,
+    real: Option<Box<real::Real>>,
 }
 
 impl std::fmt::Debug for TestApi {
@@ -663,6 +806,32 @@ impl TestApi {
     /// A builder with no objects, default pods Ready, user `admin`.
     pub fn builder() -> TestApiBuilder {
         TestApiBuilder::default()
+    }
+
+    /// The backend this server runs on.
+    pub fn backend(&self) -> Backend {
+        if self.real.is_some() { Backend::KubeApiserver } else { Backend::Loopback }
+    }
+
+    /// Whether [`set_fault`](Self::set_fault), [`set_latency`](Self::set_latency) and
+    /// [`stop_listening`](Self::stop_listening) work (loopback only).
+    pub fn supports_faults(&self) -> bool {
+        self.real.is_none()
+    }
+
+    /// `gitVersion` the server reports at `/version` (the builder's
+    /// [`server_version`](TestApiBuilder::server_version) on the loopback; `v1.20.2` on the real one).
+    pub fn server_version(&self) -> String {
+        self.shared.lock().git_version.clone()
+    }
+
+    fn loopback_only(&self, what: &str) {
+        if self.real.is_some() {
+            panic!(
+                "TestApi::{what} is loopback-only: check TestApi::supports_faults() and skip the test \
+                 on the kube-apiserver backend"
+            );
+        }
     }
 
     /// `https://127.0.0.1:PORT`.
@@ -713,6 +882,7 @@ impl TestApi {
     /// Stop accepting new connections (new connects are refused; open ones keep working).
     /// Returns once the listening socket is closed.
     pub fn stop_listening(&self) {
+        self.loopback_only("stop_listening");
         self.shared.stop_listening.send_replace(true);
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut st = self.shared.lock();
@@ -725,17 +895,27 @@ impl TestApi {
     }
 
     /// Every request so far.
+    ///
+    /// On the kube-apiserver backend: the audit log's events of the kubeconfig's users (the
+    /// harness's and the controllers' requests are not included), read up to this call.
     pub fn requests(&self) -> Vec<RequestRecord> {
+        if let Some(r) = &self.real {
+            return r.requests();
+        }
         self.shared.lock().log.clone()
     }
 
     /// Forget the recorded requests.
     pub fn clear_requests(&self) {
+        if let Some(r) = &self.real {
+            return r.clear_requests();
+        }
         self.shared.lock().log.clear();
     }
 
     /// Add a fault.
     pub fn set_fault(&self, fault: Fault) {
+        self.loopback_only("set_fault");
         self.shared.lock().faults.list.push(fault);
     }
 
@@ -753,11 +933,15 @@ impl TestApi {
 
     /// Add latency to every request.
     pub fn set_latency(&self, latency: Duration) {
+        self.loopback_only("set_latency");
         self.shared.lock().faults.latency = latency;
     }
 
     /// Change the behaviour of one pod (`Some(index)`) or all pods of a workload, at run time.
     pub fn set_pod_behaviour(&self, workload: &str, index: Option<u32>, behaviour: PodBehaviour) {
+        if let Some(r) = &self.real {
+            return r.set_pod_behaviour((Target::Workload { name: workload.to_string(), index }, behaviour));
+        }
         self.mutate(|st| {
             st.ctl.rules.push((Target::Workload { name: workload.to_string(), index }, behaviour));
             controller::reconcile_all(&mut st.store, &mut st.ctl, Instant::now());
@@ -766,6 +950,9 @@ impl TestApi {
 
     /// Turn the stand-in Milvus Operator reconciler on or off.
     pub fn set_operator_reconciler(&self, on: bool) {
+        if let Some(r) = &self.real {
+            return r.set_operator_reconciler(on);
+        }
         self.mutate(|st| st.ctl.reconciler = on);
     }
 
@@ -805,6 +992,9 @@ impl TestApi {
         namespace: Option<&str>,
         name: &str,
     ) -> Option<Value> {
+        if let Some(r) = &self.real {
+            return r.get(group, Some(version), plural, namespace, name);
+        }
         let st = self.shared.lock();
         let obj = st.store.get(&ResKey::new(group, plural), namespace.unwrap_or_default(), name)?;
         if group == "autoscaling" && version == "v1" {
@@ -822,6 +1012,9 @@ impl TestApi {
         label_selector: Option<&str>,
     ) -> Result<Vec<Value>, String> {
         let sel = LabelSelector::parse(label_selector.unwrap_or_default())?;
+        if let Some(r) = &self.real {
+            return r.list(group, plural, namespace, label_selector);
+        }
         let st = self.shared.lock();
         Ok(st
             .store
@@ -834,6 +1027,9 @@ impl TestApi {
     /// Create or replace an object (like `kubectl apply` of a full object); the controller reacts.
     /// Namespaced objects without a namespace go to `default`. Returns the stored object.
     pub fn apply_json(&self, object: Value) -> Result<Value, String> {
+        if let Some(r) = &self.real {
+            return r.apply(object);
+        }
         self.mutate(|st| {
             let types = fixtures::all_types(&st.store);
             let av = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
@@ -895,6 +1091,9 @@ impl TestApi {
         name: &str,
         patch: Value,
     ) -> Result<Value, String> {
+        if let Some(r) = &self.real {
+            return r.patch(group, plural, namespace, name, patch);
+        }
         self.mutate(|st| {
             let k = ResKey::new(group, plural);
             let ns = namespace.unwrap_or_default();
@@ -923,6 +1122,9 @@ impl TestApi {
         namespace: Option<&str>,
         name: &str,
     ) -> Option<Value> {
+        if let Some(r) = &self.real {
+            return r.delete(group, plural, namespace, name);
+        }
         self.mutate(|st| {
             let k = ResKey::new(group, plural);
             let gone = st.store.delete(&k, namespace.unwrap_or_default(), name)?;
@@ -933,13 +1135,40 @@ impl TestApi {
 
     /// Current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
+        if let Some(r) = &self.real {
+            return r.resource_version();
+        }
         self.shared.lock().store.rv()
     }
 
-    /// Run `f` on a consistent view of the state.
+    fn real_view<'a>(&self, r: &'a real::Real) -> StateView<'a> {
+        StateView {
+            inner: View::Real(real::RealView {
+                real: r,
+                arena: real::Arena::default(),
+                log: Default::default(),
+            }),
+        }
+    }
+
+    /// Run `f` on a consistent view of the state (on the kube-apiserver backend: each query of
+    /// the view is answered by the server when first made).
     pub fn with_state<R>(&self, f: impl FnOnce(&StateView<'_>) -> R) -> R {
+        if let Some(r) = &self.real {
+            return f(&self.real_view(r));
+        }
         let st = self.shared.lock();
-        f(&StateView { store: &st.store, log: &st.log })
+        f(&StateView { inner: View::Loopback { store: &st.store, log: &st.log } })
+    }
+
+    /// On the kube-apiserver backend, wait until the real controllers and the stand-ins have
+    /// converged (every pod created and in its behaviour's state, workload statuses up to date);
+    /// the loopback is always settled. The harness's own mutations already wait for this.
+    pub fn settle(&self) -> Result<(), String> {
+        match &self.real {
+            Some(r) => r.settle(),
+            None => Ok(()),
+        }
     }
 
     /// Block until `cond` holds (re-checked on every store change and every request), or fail
@@ -950,9 +1179,21 @@ impl TestApi {
         timeout: Duration,
     ) -> Result<(), Timeout> {
         let deadline = Instant::now() + timeout;
+        if let Some(r) = &self.real {
+            // The real server is polled: each round is a fresh view.
+            loop {
+                if cond(&self.real_view(r)) {
+                    return Ok(());
+                }
+                if Instant::now() >= deadline {
+                    return Err(Timeout(timeout));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let mut st = self.shared.lock();
         loop {
-            if cond(&StateView { store: &st.store, log: &st.log }) {
+            if cond(&StateView { inner: View::Loopback { store: &st.store, log: &st.log } }) {
                 return Ok(());
             }
             let now = Instant::now();

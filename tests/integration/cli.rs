@@ -40,14 +40,16 @@ fn usage_errors_are_kubectl_style() {
 #[test]
 fn version_prints_plugin_and_server_versions() {
     let api = three_releases();
+    let server = api.server_version();
+    assert_eq!(server, if backend() == Backend::Loopback { "v1.33.0" } else { "v1.20.2" });
     let out = kubectl(&api, &["version"]).success();
     assert_eq!(
         out.stdout,
-        format!("Client Version: v{}\nServer Version: v1.33.0\n", env!("CARGO_PKG_VERSION"))
+        format!("Client Version: v{}\nServer Version: {server}\n", env!("CARGO_PKG_VERSION"))
     );
     let json = run(&api, &["version", "-o", "json"]).success().json();
     assert_eq!(json["clientVersion"]["version"], format!("v{}", env!("CARGO_PKG_VERSION")));
-    assert_eq!(json["serverVersion"]["gitVersion"], "v1.33.0");
+    assert_eq!(json["serverVersion"]["gitVersion"], server.as_str());
     // --client needs no cluster at all.
     let client = run_via(Via::Binary, None, &["version", "--client"]).success();
     assert_eq!(client.stdout, format!("Client Version: v{}\n", env!("CARGO_PKG_VERSION")));
@@ -290,12 +292,15 @@ fn strip_ansi(text: &str) -> String {
 
 #[test]
 fn request_timeout_bounds_each_request() {
+    let bad = run_via(Via::Binary, None, &["list", "--request-timeout", "soon"]).failure(1);
+    assert!(bad.stderr.contains("invalid timeout value"), "{}", bad.stderr);
+    if loopback_only("injects latency") {
+        return;
+    }
     let api = three_releases();
     api.set_latency(Duration::from_secs(5));
     let out = run(&api, &["list", "--request-timeout", "200ms"]).failure(1);
     assert!(out.stderr.contains("timed out"), "{}", out.stderr);
-    let bad = run(&api, &["list", "--request-timeout", "soon"]).failure(1);
-    assert!(bad.stderr.contains("invalid timeout value"), "{}", bad.stderr);
 }
 
 #[test]

@@ -4,7 +4,24 @@ use crate::support::*;
 fn list_all_namespaces_through_kubectl() {
     let api = three_releases();
     let out = kubectl(&api, &["list", "-A"]).success();
-    insta::assert_snapshot!(out.stdout);
+    if backend() == Backend::Loopback {
+        insta::assert_snapshot!(out.stdout);
+    } else {
+        // Real pod names and ages differ from run to run: the rows, not the snapshot.
+        let rows: Vec<Vec<&str>> = out.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+        let release = |r: &Vec<&str>| r[..7].join(" ");
+        assert_eq!(
+            rows.iter().map(release).collect::<Vec<_>>(),
+            [
+                "NAMESPACE NAME MANAGED-BY MODE VERSION COMPONENTS STATUS",
+                "default my-release helm cluster v2.6.15 5/5 Healthy",
+                "operator vectors operator cluster v2.6.11 5/5 Healthy",
+                "prod search helm cluster v2.6.15 8/9 Degraded",
+            ],
+            "{}",
+            out.stdout
+        );
+    }
     assert_eq!(out.stderr, "");
 }
 
@@ -14,7 +31,9 @@ fn list_is_the_same_directly_and_through_kubectl() {
     let direct = run(&api, &["list", "-A", "-o", "wide"]).success();
     let via_kubectl = kubectl(&api, &["list", "-A", "-o", "wide"]).success();
     assert_eq!(direct.stdout, via_kubectl.stdout);
-    insta::assert_snapshot!(direct.stdout);
+    if backend() == Backend::Loopback {
+        insta::assert_snapshot!(direct.stdout);
+    }
 }
 
 #[test]

@@ -59,10 +59,12 @@ fn the_shipped_role_is_enough_for_every_read_command() {
     let api = api_with(shipped_rules(None));
     let admin_list = run(&api, &["list", "-A"]).success();
     let list = as_viewer(&api, &["list", "-A"]).success();
-    assert_eq!(list.stdout, admin_list.stdout);
+    // Ages tick between the runs on a real server (its objects cannot be backdated).
+    assert_eq!(without_ages(&list.stdout), without_ages(&admin_list.stdout));
     assert_eq!(list.stderr, "");
     let status = as_viewer(&api, &["status", "my-release"]).success();
-    assert_eq!(status.stdout, run(&api, &["status", "my-release"]).success().stdout);
+    let admin_status = run(&api, &["status", "my-release"]).success();
+    assert_eq!(without_ages(&status.stdout), without_ages(&admin_status.stdout));
     assert_eq!(status.stderr, "");
     as_viewer(&api, &["version"]).success();
 }

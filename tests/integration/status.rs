@@ -6,7 +6,10 @@ use crate::support::*;
 fn status_of_a_healthy_helm_release() {
     let api = three_releases();
     let out = kubectl(&api, &["status", "my-release"]).success();
-    insta::assert_snapshot!(out.stdout);
+    if backend() == Backend::Loopback {
+        insta::assert_snapshot!(out.stdout);
+    }
+    assert!(out.stdout.contains("Health:     Healthy"), "{}", out.stdout);
     assert_eq!(out.stderr, "");
 }
 
@@ -14,21 +17,32 @@ fn status_of_a_healthy_helm_release() {
 fn status_of_a_degraded_release_with_hpas_names_every_problem() {
     let api = three_releases();
     let out = kubectl(&api, &["status", "search", "-n", "prod"]).success();
-    insta::assert_snapshot!(out.stdout);
+    if backend() == Backend::Loopback {
+        insta::assert_snapshot!(out.stdout);
+    }
+    for problem in ["OOMKilled", "Insufficient memory", "search-milvus-querynode-hpa"] {
+        assert!(out.stdout.contains(problem), "{problem} missing:\n{}", out.stdout);
+    }
 }
 
 #[test]
 fn status_of_an_operator_release() {
     let api = three_releases();
     let out = kubectl(&api, &["status", "vectors", "-n", "operator", "--pods"]).success();
-    insta::assert_snapshot!(out.stdout);
+    if backend() == Backend::Loopback {
+        insta::assert_snapshot!(out.stdout);
+    }
+    assert!(out.stdout.contains("vectors-milvus-querynode-0"), "{}", out.stdout);
 }
 
 #[test]
 fn status_of_a_standalone_release() {
     let api = helm_release("helm/standalone.yaml");
     let out = run(&api, &["status", "my-release", "-o", "wide"]).success();
-    insta::assert_snapshot!(out.stdout);
+    if backend() == Backend::Loopback {
+        insta::assert_snapshot!(out.stdout);
+    }
+    assert!(out.stdout.contains("Mode:       standalone"), "{}", out.stdout);
 }
 
 #[test]
@@ -41,7 +55,9 @@ fn status_of_an_unavailable_release() {
         .pod_behaviour("my-release-kafka", 2, PodBehaviour::RunningNotReady)
         .start();
     let out = run(&api, &["status", "my-release"]).success();
-    insta::assert_snapshot!(out.stdout);
+    if backend() == Backend::Loopback {
+        insta::assert_snapshot!(out.stdout);
+    }
     let json = run(&api, &["status", "my-release", "-o", "json"]).success().json();
     assert_eq!(json["health"], "Unavailable");
     assert!(json["healthReason"].as_str().unwrap_or("").contains("proxy"), "{}", json["healthReason"]);
@@ -69,7 +85,9 @@ fn status_explains_each_problem_kind() {
         .pod_behaviour("my-release-milvus-proxy", 0, PodBehaviour::Evicted)
         .start();
     let out = run(&api, &["status", "my-release"]).success();
-    insta::assert_snapshot!(out.stdout);
+    if backend() == Backend::Loopback {
+        insta::assert_snapshot!(out.stdout);
+    }
 
     let json = run(&api, &["status", "my-release", "-o", "json"]).success().json();
     let kinds: Vec<&str> =
@@ -84,6 +102,12 @@ fn status_explains_each_problem_kind() {
         "Terminating",
         "Evicted",
     ] {
+        // A real server sets deletionTimestamp when the deletion is requested (it cannot be
+        // backdated), so a Terminating pod is minutes away from being stuck there.
+        if kind == "Terminating" && backend() != Backend::Loopback {
+            assert!(!kinds.contains(&kind), "a pod deleted seconds ago is not stuck: {kinds:?}");
+            continue;
+        }
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
     let reasons: Vec<&str> =
@@ -231,6 +255,9 @@ fn status_makes_one_concurrent_list_per_kind_in_the_namespace() {
 
 #[test]
 fn problems_while_reading_are_reported_at_the_end_not_fatal() {
+    if loopback_only("injects a 403 fault (rbac.rs covers real 403s)") {
+        return;
+    }
     let api = three_releases();
     api.set_fault(
         Fault::status(403)
@@ -248,6 +275,9 @@ fn problems_while_reading_are_reported_at_the_end_not_fatal() {
 
 #[test]
 fn a_server_error_on_a_required_kind_is_an_error() {
+    if loopback_only("injects a 500 fault") {
+        return;
+    }
     let api = three_releases();
     api.set_fault(
         Fault::status(500)

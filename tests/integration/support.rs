@@ -6,8 +6,44 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-pub use milvus_test_api::{Fault, MilvusStatus, PodBehaviour, RequestRecord, Rules, TestApi};
+pub use milvus_test_api::{Backend, Fault, MilvusStatus, PodBehaviour, RequestRecord, Rules, TestApi};
 use serde_json::Value;
+
+/// The backend the tests run against: `MILVUS_TEST_BACKEND=kube-apiserver` selects a real API server
+/// (see scripts/control-plane.sh), anything else the loopback API.
+pub fn backend() -> Backend {
+    Backend::from_env()
+}
+
+/// True (after printing why) when the selected backend is not the loopback: for tests that need
+/// fault injection or the loopback's deterministic pod names (snapshots). Use as
+/// `if loopback_only("why") { return; }` before starting a server.
+pub fn loopback_only(why: &str) -> bool {
+    let backend = backend();
+    if backend == Backend::Loopback {
+        return false;
+    }
+    let test = std::thread::current().name().unwrap_or("this test").to_string();
+    eprintln!("SKIPPED {test} on the {} backend: {why}", backend.name());
+    true
+}
+
+/// `text` with every whitespace run made one space and every age (`3s`, `20m`, `5m3s`, `2d`) made
+/// `<age>`: for comparing outputs taken seconds apart on a real server.
+pub fn without_ages(text: &str) -> String {
+    let is_age = |t: &str| {
+        !t.is_empty()
+            && t.chars().next().is_some_and(|c| c.is_ascii_digit())
+            && t.chars().last().is_some_and(|c| "smhdy".contains(c))
+            && t.chars().all(|c| c.is_ascii_digit() || "smhdy".contains(c))
+    };
+    text.lines()
+        .map(|l| {
+            l.split_whitespace().map(|t| if is_age(t) { "<age>" } else { t }).collect::<Vec<_>>().join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// Ages of everything loaded: long enough that the AGE column (`20m`) is stable for a minute.
 pub const AGE: Duration = Duration::from_secs(20 * 60);
