@@ -159,6 +159,10 @@ pub async fn complete(words: &[String]) -> Completion {
         return Completion::of(flag_candidates(&root, sub, current));
     }
     let Some(sub) = sub else {
+        if line.subcommand.is_some() {
+            // An unknown command: nothing sensible follows it.
+            return Completion::none();
+        }
         return Completion::of(filter(subcommand_candidates(&root), current));
     };
     match (sub.get_name(), line.positionals.len()) {
@@ -399,7 +403,9 @@ async fn releases(line: &Line) -> Vec<Candidate> {
                 )
             })
             .collect();
-        candidates.dedup_by(|a, b| a.value == b.value);
+        // With -A a name can exist in several namespaces: offer it once.
+        let mut seen = std::collections::BTreeSet::new();
+        candidates.retain(|c| seen.insert(c.value.clone()));
         Some(candidates)
     })
     .await
@@ -484,6 +490,11 @@ mod tests {
         for name in ["list", "status", "scale", "version", "completion", "options"] {
             assert!(values(&all).contains(&name), "{name}: {all:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn nothing_after_an_unknown_command() {
+        assert_eq!(complete(&words("bogus ")).await, Completion::none());
     }
 
     #[tokio::test]
