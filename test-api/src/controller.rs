@@ -181,11 +181,34 @@ pub(crate) fn apply_defaults(k: &ResKey, obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
-    match (k.group.as_str(), k.plural.as_str()) {
+    if matches!(
+        (k.group.as_str(), k.plural.as_str()),
         ("apps", "deployments" | "statefulsets" | "replicasets")
-            if !spec.get("replicas").is_some_and(Value::is_i64) =>
-        {
-            spec.insert("replicas".into(), json!(1));
+    ) && !spec.get("replicas").is_some_and(Value::is_i64)
+    {
+        spec.insert("replicas".into(), json!(1));
+    }
+    match (k.group.as_str(), k.plural.as_str()) {
+        // apps/v1 defaulting, as kube-apiserver applies it (and shows it in every read).
+        ("apps", "deployments") => {
+            spec.entry("revisionHistoryLimit").or_insert(json!(10));
+            spec.entry("progressDeadlineSeconds").or_insert(json!(600));
+            let strategy = util::obj_mut(spec, "strategy");
+            strategy.entry("type").or_insert(json!("RollingUpdate"));
+            if strategy.get("type") == Some(&json!("RollingUpdate")) {
+                let ru = util::obj_mut(strategy, "rollingUpdate");
+                ru.entry("maxUnavailable").or_insert(json!("25%"));
+                ru.entry("maxSurge").or_insert(json!("25%"));
+            }
+        }
+        ("apps", "statefulsets") => {
+            spec.entry("revisionHistoryLimit").or_insert(json!(10));
+            spec.entry("podManagementPolicy").or_insert(json!("OrderedReady"));
+            let strategy = util::obj_mut(spec, "updateStrategy");
+            strategy.entry("type").or_insert(json!("RollingUpdate"));
+            if strategy.get("type") == Some(&json!("RollingUpdate")) {
+                util::obj_mut(strategy, "rollingUpdate").entry("partition").or_insert(json!(0));
+            }
         }
         ("batch", "jobs") => {
             let labels = json!({
@@ -973,6 +996,9 @@ pub(crate) fn reconcile_deployment(
     );
     let mut nd = d.clone();
     nd["status"] = Value::Object(st);
+    // The Deployment controller records the revision on the Deployment too.
+    util::obj_mut(util::meta_mut(&mut nd), "annotations")
+        .insert("deployment.kubernetes.io/revision".into(), json!(revision.to_string()));
     put_if_changed(store, &dk, nd);
     update_hpas(store, ns, name, total);
 }

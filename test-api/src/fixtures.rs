@@ -399,6 +399,9 @@ pub(crate) fn load_with(
 ) -> Result<usize, String> {
     let created = util::ts(util::minus(start, age));
     let mut skipped = 0;
+    // (kind, namespace, name, uid) of the custom resources loaded so far, from any source: an
+    // ownerReference names its owner by kind and name; the uid is the server's.
+    let mut owner_uids: Vec<(String, String, String, String)> = Vec::new();
     for src in sources {
         let (text, mut objs) = match &src.origin {
             Origin::File(p) => {
@@ -415,7 +418,6 @@ pub(crate) fn load_with(
         let target_ns = src.namespace.clone();
         // CRDs first so that custom resources in the same batch resolve.
         objs.sort_by_key(|o| if o.get("kind") == Some(&json!("CustomResourceDefinition")) { 0 } else { 1 });
-        let mut owner_uids: Vec<(String, String, String)> = Vec::new(); // (kind, name, uid) of CRs
         let mut pending: Vec<(ResourceType, Value)> = Vec::new();
         for mut obj in objs {
             let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -477,7 +479,12 @@ pub(crate) fn load_with(
                 if let Some(st) = milvus_status(&obj, &src.milvus_status, &created) {
                     obj["status"] = st;
                 }
-                owner_uids.push((rt.kind.clone(), name.clone(), meta_str(&obj, "uid").to_string()));
+                owner_uids.push((
+                    rt.kind.clone(),
+                    ns.clone(),
+                    name.clone(),
+                    meta_str(&obj, "uid").to_string(),
+                ));
             }
             if defaults {
                 controller::apply_defaults(&rt.key(), &mut obj);
@@ -490,13 +497,16 @@ pub(crate) fn load_with(
             pending.push((rt, obj));
         }
         for (rt, mut obj) in pending {
+            let ns = meta_str(&obj, "namespace").to_string();
             if let Some(refs) = obj.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
                 for r in refs.iter_mut() {
                     let (k, n) = (
                         r.get("kind").and_then(Value::as_str).unwrap_or_default().to_string(),
                         r.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
                     );
-                    if let Some((_, _, uid)) = owner_uids.iter().find(|(ok, on, _)| *ok == k && *on == n) {
+                    if let Some((.., uid)) =
+                        owner_uids.iter().find(|(ok, ons, on, _)| *ok == k && *ons == ns && *on == n)
+                    {
                         r["uid"] = json!(uid);
                     }
                 }

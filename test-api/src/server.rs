@@ -250,6 +250,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             shared.record(rec, started);
             Ok(start_watch(shared, *params))
         }
+        Err(e) if e.is_plain() => {
+            rec.status = e.code;
+            shared.record(rec, started);
+            let mut r = raw_response(e.code, e.message.into_bytes());
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+            Ok(r)
+        }
         Err(e) => {
             rec.status = e.code;
             shared.record(rec, started);
@@ -394,7 +402,7 @@ fn route(shared: &Arc<Shared>, ctx: &Ctx, accept: &str) -> (Option<String>, Resu
                     v["apiVersion"] = json!("v1");
                     Ok(Reply::Json(200, v))
                 }
-                None => Err(ApiError::path_not_found()),
+                None => Err(ApiError::page_not_found()),
             };
             (None, get_only(r))
         }
@@ -402,7 +410,9 @@ fn route(shared: &Arc<Shared>, ctx: &Ctx, accept: &str) -> (Option<String>, Resu
             let types = all_types(&shared.lock().store);
             let matching: Vec<&ResourceType> =
                 types.iter().filter(|t| t.group == g && t.versions.contains(&v)).collect();
-            let r = if matching.is_empty() {
+            let r = if matching.is_empty() && !types.iter().any(|t| t.group == g) {
+                Err(ApiError::page_not_found())
+            } else if matching.is_empty() {
                 Err(ApiError::path_not_found())
             } else {
                 let gv = if g.is_empty() { v.clone() } else { format!("{g}/{v}") };
@@ -462,6 +472,9 @@ fn resource_request(
         .find(|t| t.group == group && t.plural == plural && t.versions.iter().any(|v| v == version))
         .cloned()
     else {
+        if !group.is_empty() && !types.iter().any(|t| t.group == group) {
+            return (None, Err(ApiError::page_not_found()));
+        }
         return (None, Err(ApiError::path_not_found()));
     };
     if (!rt.namespaced && ns.is_some()) || (rt.namespaced && ns.is_none() && name.is_some()) {
@@ -615,6 +628,9 @@ fn list(
     out.extend_from_slice(b",\"metadata\":");
     out.extend_from_slice(meta.to_string().as_bytes());
     out.extend_from_slice(b",\"items\":[");
+    // Items of a built-in type's list carry no apiVersion/kind on the wire (custom resources'
+    // do): the list's own apiVersion/kind say what they are (as kube-apiserver encodes them).
+    let strip = crd_for(&st.store, rt).is_none();
     for (i, o) in page.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -622,7 +638,24 @@ fn list(
         let o = to_version(rt, version, o);
         // `Display` for `Value` is compiled inside serde_json (optimised even in dev builds),
         // unlike a generic `to_writer` instantiated here.
-        if write!(out, "{}", o.as_ref()).is_err() {
+        let written = match o.as_ref() {
+            Value::Object(m) if strip => {
+                out.push(b'{');
+                let mut first = true;
+                let mut ok = true;
+                for (k, v) in m.iter().filter(|(k, _)| *k != "apiVersion" && *k != "kind") {
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    ok &= write!(out, "{}:{}", Value::from(k.as_str()), v).is_ok();
+                }
+                out.push(b'}');
+                ok
+            }
+            other => write!(out, "{other}").is_ok(),
+        };
+        if !written {
             return Err(ApiError::new(500, "Internal error occurred: failed to encode object"));
         }
     }

@@ -3,6 +3,9 @@
 use crate::resources::ResourceType;
 use serde_json::{Value, json};
 
+/// `reason` of [`ApiError::page_not_found`]: never sent, the body is plain text.
+const PAGE_NOT_FOUND: &str = "PageNotFound";
+
 /// An error response.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -89,6 +92,18 @@ impl ApiError {
             message: "the server could not find the requested resource".into(),
             details: Some(json!({})),
         }
+    }
+
+    /// A path under a group the server does not serve at all (e.g. a CRD's group before the CRD
+    /// exists): the real API server's catch-all handler answers a plain-text
+    /// `404 page not found`, not a `Status` (checked against kube-apiserver 1.20).
+    pub fn page_not_found() -> Self {
+        ApiError { code: 404, reason: PAGE_NOT_FOUND, message: "404 page not found\n".into(), details: None }
+    }
+
+    /// Whether this error is answered as plain text ([`page_not_found`](Self::page_not_found)).
+    pub fn is_plain(&self) -> bool {
+        self.reason == PAGE_NOT_FOUND
     }
 
     /// 401.
