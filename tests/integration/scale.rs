@@ -182,8 +182,11 @@ fn client_dry_run_sends_nothing_and_prints_a_kubectl_diff() {
         "{}",
         out.stdout
     );
-    let normalized = normalize_server_fields(&out.stdout);
-    insta::assert_snapshot!(normalized);
+    assert!(out.stdout.contains("\n-  replicas: 1\n+  replicas: 3\n"), "{}", out.stdout);
+    if backend() == Backend::Loopback {
+        // The loopback's objects are deterministic; a real server's carry run-specific fields.
+        insta::assert_snapshot!(normalize_server_fields(&out.stdout));
+    }
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 1);
 
     // A bare --dry-run means client, with kubectl's deprecation warning.
@@ -246,6 +249,9 @@ fn server_dry_run_sends_only_dry_run_requests() {
 
 #[test]
 fn server_dry_run_reports_what_the_server_refuses() {
+    if loopback_only("injects a 422 answer") {
+        return;
+    }
     let api = helm_release("helm/default.yaml");
     api.set_fault(
         Fault::status(422)
@@ -421,6 +427,9 @@ fn resource_groups_are_addressed_explicitly() {
 
 #[test]
 fn a_concurrent_change_is_a_conflict_that_is_re_planned_not_overwritten() {
+    if loopback_only("holds a write back with injected latency") {
+        return;
+    }
     let api = helm_with(1, 1);
     let deployment = "/apis/apps/v1/namespaces/default/deployments/my-release-milvus-querynode";
     // Hold the plugin's write long enough for another writer to get in between its read and its write.
@@ -580,6 +589,9 @@ fn interrupting_a_scale_in_stops_after_the_current_step_and_reports() {
 
 #[test]
 fn a_failure_midway_reports_what_changed_and_what_did_not() {
+    if loopback_only("injects a 500 answer") {
+        return;
+    }
     let api = helm_with(1, 1);
     api.set_fault(
         Fault::status(500)
