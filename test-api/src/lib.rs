@@ -58,6 +58,26 @@
 //! [`TestApiBuilder::operator_reconciler`]) copies `spec.components.<comp>.replicas` of a `Milvus`
 //! object to its Deployments.
 //!
+//! # Backends
+//!
+//! [`Backend::Loopback`] (the default) is everything above. [`Backend::KubeApiserver`]
+//! (`MILVUS_TEST_BACKEND=kube-apiserver`, or [`TestApiBuilder::backend`]) runs the same builder
+//! against a real kube-apiserver 1.20 + kube-controller-manager + etcd started by
+//! `scripts/control-plane.sh up` (one control plane per `TestApi`, `down` on drop; the binaries
+//! must have been built once with `scripts/control-plane.sh build`). There, the sources are
+//! created over HTTPS (HPAs as `autoscaling/v2beta2`, `policy/v1` as `v1beta1`, the Milvus CR's
+//! status through its status subresource, its uid in the ownerReferences), users get tokens and
+//! RBAC objects equivalent to their [`Rules`], the real controllers create ReplicaSets and pods
+//! and an in-process kubelet stand-in gives each pod the status of its [`PodBehaviour`] (pod
+//! `index` = the lowest index free in its workload when the pod appears; StatefulSet ordinals),
+//! and the Milvus Operator stand-in runs when enabled. `start()` and the mutating helpers return
+//! once the controllers have converged ([`TestApi::settle`]). [`TestApi::requests`] reads the API
+//! server's audit log (the kubeconfig's users only; no `content_type`, `body` only for writes).
+//! Not available there: faults, latency, `stop_listening` (they panic; check
+//! [`TestApi::supports_faults`]), `progress_deadline_exceeded` (an error), the builder's
+//! `server_version` and `port` (ignored), and ages: objects are created now (the pods' container
+//! and condition timestamps are backdated by `age`), so a `Terminating` pod is not minutes old.
+//!
 //! # Limits
 //!
 //! Continue tokens do not give a snapshot (later pages show the current state); there is no

@@ -969,10 +969,9 @@ impl Real {
                 tokens.push((u.clone(), token_of(u)?));
             }
         }
-        let (kubeconfig, owned_dir) = match &cfg.kubeconfig_path {
-            Some(p) => (p.clone(), false),
-            None => (dir.join("kubeconfig"), true),
-        };
+        // The state directory is always ours to delete; a kubeconfig asked for elsewhere stays.
+        let owned_dir = true;
+        let kubeconfig = cfg.kubeconfig_path.clone().unwrap_or_else(|| dir.join("kubeconfig"));
         crate::tls::write_kubeconfig(
             &kubeconfig,
             &url,
