@@ -31,7 +31,9 @@ fn main() {
     let total_pods = count();
     println!("release my-release: {total_pods} pods ({querynodes} querynodes), {runs} runs each");
 
-    for args in [&["status", "my-release"][..], &["status", "my-release", "-o", "json"][..], &["list", "-A"][..]] {
+    for args in
+        [&["status", "my-release"][..], &["status", "my-release", "-o", "json"][..], &["list", "-A"][..]]
+    {
         let run = || {
             let started = Instant::now();
             let output = Command::new(binary)

@@ -238,7 +238,7 @@ fn verbosity_six_logs_each_request_without_credentials() {
     for level in ["-v=6", "--v=10"] {
         let out = kubectl(&api, &["status", "my-release", level]).success();
         let lines: Vec<&str> = out.stderr.lines().collect();
-        assert_eq!(lines.len(), 5, "{}", out.stderr);
+        assert_eq!(lines.len(), 6, "{}", out.stderr);
         for line in &lines {
             assert!(line.starts_with(&format!("GET {}/", api.url())), "{line}");
             assert!(line.contains(" 200 OK in ") && line.ends_with(" milliseconds"), "{line}");

@@ -241,16 +241,20 @@ fn status_makes_one_concurrent_list_per_kind_in_the_namespace() {
         request_lines(&requests),
         [
             "GET /api/v1/namespaces/prod/pods",
+            "GET /api/v1/namespaces/prod/secrets",
             "GET /apis/apps/v1/namespaces/prod/deployments",
             "GET /apis/apps/v1/namespaces/prod/statefulsets",
             "GET /apis/autoscaling/v1/namespaces/prod/horizontalpodautoscalers",
             "GET /apis/milvus.io/v1beta1/namespaces/prod/milvuses",
         ]
     );
+    // Only the release's deployed Helm record is read, by label: never every Secret of the namespace.
+    let secrets = requests.iter().find(|r| r.path.ends_with("/secrets")).expect("secrets request");
+    assert_eq!(secrets.query_param("labelSelector"), Some("owner=helm,name=search,status=deployed"));
     assert!(requests.iter().all(|r| r.verb.as_deref() == Some("list")));
-    assert!(
-        requests.iter().all(|r| r.query_param("labelSelector").is_none() && r.query_param("limit").is_none())
-    );
+    let others = requests.iter().filter(|r| !r.path.ends_with("/secrets"));
+    assert!(others.clone().all(|r| r.query_param("labelSelector").is_none()));
+    assert!(others.clone().all(|r| r.query_param("limit").is_none()));
 }
 
 #[test]
