@@ -389,6 +389,14 @@ pub(crate) fn render_pod(
             util::fnv64(&[image, "4"])
         )
     };
+    // A container that ran to completion (exit code 0): init containers, Job pods.
+    let completed = |name: &str, image: &str, ready: bool| {
+        json!({
+            "name": name, "image": image, "imageID": image_id(image), "containerID": cid(name, 0),
+            "ready": ready, "started": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": created_s, "finishedAt": created_s, "containerID": cid(name, 0)}},
+        })
+    };
     let running = |name: &str, image: &str, ready: bool| {
         json!({
             "name": name, "image": image, "imageID": image_id(image), "containerID": cid(name, 0),
@@ -403,16 +411,7 @@ pub(crate) fn render_pod(
             "state": {"waiting": {"reason": reason, "message": message}},
         })
     };
-    let init_statuses: Vec<Value> = inits
-        .iter()
-        .map(|(n, i)| {
-            json!({
-                "name": n, "image": i, "imageID": image_id(i), "containerID": cid(n, 0),
-                "ready": true, "started": false, "restartCount": 0,
-                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": created_s, "finishedAt": created_s, "containerID": cid(n, 0)}},
-            })
-        })
-        .collect();
+    let init_statuses: Vec<Value> = inits.iter().map(|(n, i)| completed(n, i, true)).collect();
     let names: Vec<&str> = containers.iter().map(|(n, _)| n.as_str()).collect();
     let first = containers.first().map(|(n, _)| n.clone()).unwrap_or_default();
     let not_ready_msg = |which: &[&str]| format!("containers with unready status: [{}]", which.join(" "));
@@ -547,16 +546,7 @@ pub(crate) fn render_pod(
         }
         PodBehaviour::Completed => {
             phase = "Succeeded";
-            cstatuses = containers
-                .iter()
-                .map(|(n, img)| {
-                    json!({
-                        "name": n, "image": img, "imageID": image_id(img), "containerID": cid(n, 0),
-                        "ready": false, "started": false, "restartCount": 0,
-                        "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": created_s, "finishedAt": created_s, "containerID": cid(n, 0)}},
-                    })
-                })
-                .collect();
+            cstatuses = containers.iter().map(|(n, img)| completed(n, img, false)).collect();
             conditions = vec![
                 cond("PodReadyToStartContainers", false, &created_s),
                 cond("Initialized", true, &created_s),

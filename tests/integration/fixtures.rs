@@ -114,28 +114,6 @@ fn operator_cluster_folds_the_querynode_slots() {
     assert_eq!(list["items"][0]["managedBy"], "operator");
 }
 
-/// Adds a copy of a Deployment as group `group`, labelled (and selecting) `label=group`.
-fn grouped_copy(docs: &[Value], deployment: &str, label: &str, group: &str, name: &str) -> Value {
-    let mut copy = docs
-        .iter()
-        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == deployment)
-        .cloned()
-        .unwrap_or_else(|| panic!("{deployment} in fixture"));
-    copy["metadata"]["name"] = Value::from(name);
-    for labels in ["/metadata/labels", "/spec/selector/matchLabels", "/spec/template/metadata/labels"] {
-        if let Some(map) = copy.pointer_mut(labels).and_then(Value::as_object_mut) {
-            map.insert(label.into(), Value::from(group));
-        }
-    }
-    copy
-}
-
-fn fixture_docs(path: &str) -> Vec<Value> {
-    let dir = milvus_test_api::fixtures_dir().expect("fixtures dir");
-    let text = std::fs::read_to_string(dir.join(path)).expect("fixture");
-    milvus_test_api::parse_yaml_docs(&text).expect("fixture parses")
-}
-
 #[test]
 fn helm_resource_groups_are_rows_of_their_own() {
     let docs = fixture_docs("helm/default.yaml");

@@ -107,10 +107,8 @@ fn list_selector_narrows_releases() {
 
 #[test]
 fn list_with_name_override() {
-    let renamed =
-        std::fs::read_to_string(milvus_test_api::fixtures_dir().expect("fixtures").join("helm/kafka.yaml"))
-            .expect("fixture")
-            .replace("app.kubernetes.io/name: milvus", "app.kubernetes.io/name: vectordb");
+    let renamed = fixture_text("helm/kafka.yaml")
+        .replace("app.kubernetes.io/name: milvus", "app.kubernetes.io/name: vectordb");
     let api = TestApi::builder().age(AGE).yaml(&renamed).helm_install(true).start();
     let default = run(&api, &["list", "-o", "name"]).success();
     assert_eq!(default.stdout, "");

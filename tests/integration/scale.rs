@@ -94,10 +94,7 @@ fn components_owned_by_an_hpa_are_refused() {
 
 #[test]
 fn operator_replicas_minus_one_is_refused() {
-    let docs = {
-        let dir = milvus_test_api::fixtures_dir().expect("fixtures");
-        std::fs::read_to_string(dir.join("operator/cluster.yaml")).expect("fixture")
-    };
+    let docs = fixture_text("operator/cluster.yaml");
     let with_hpa = docs.replacen("    dataNode:\n      replicas: 2", "    dataNode:\n      replicas: -1", 1);
     assert_ne!(with_hpa, docs, "the fixture layout changed");
     let api = TestApi::builder().age(AGE).fixture("operator/milvus-crd.yaml").yaml(&with_hpa).start();
@@ -149,18 +146,8 @@ fn bad_values_and_components_are_refused() {
 
 #[test]
 fn cdc_runs_one_replica_only() {
-    let docs = {
-        let dir = milvus_test_api::fixtures_dir().expect("fixtures");
-        milvus_test_api::parse_yaml_docs(
-            &std::fs::read_to_string(dir.join("helm/default.yaml")).expect("read"),
-        )
-        .expect("parse")
-    };
-    let mut cdc = docs
-        .iter()
-        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "my-release-milvus-datanode")
-        .cloned()
-        .expect("datanode");
+    let docs = fixture_docs("helm/default.yaml");
+    let mut cdc = fixture_deployment(&docs, "my-release-milvus-datanode");
     let text = serde_json::to_string(&cdc).expect("json").replace("datanode", "cdc");
     cdc = serde_json::from_str(&text).expect("json");
     let api = TestApi::builder().age(AGE).fixture("helm/default.yaml").objects(vec![cdc]).start();
@@ -388,24 +375,14 @@ fn zero_needs_an_explicit_flag() {
 
 #[test]
 fn resource_groups_are_addressed_explicitly() {
-    let docs = {
-        let dir = milvus_test_api::fixtures_dir().expect("fixtures");
-        milvus_test_api::parse_yaml_docs(
-            &std::fs::read_to_string(dir.join("helm/default.yaml")).expect("read"),
-        )
-        .expect("parse")
-    };
-    let mut rg = docs
-        .iter()
-        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "my-release-milvus-querynode")
-        .cloned()
-        .expect("querynode");
-    rg["metadata"]["name"] = "my-release-milvus-querynode-rg1".into();
-    for path in ["/metadata/labels", "/spec/selector/matchLabels", "/spec/template/metadata/labels"] {
-        if let Some(labels) = rg.pointer_mut(path).and_then(Value::as_object_mut) {
-            labels.insert("milvus.io/resource-group".into(), "rg1".into());
-        }
-    }
+    let docs = fixture_docs("helm/default.yaml");
+    let rg = grouped_copy(
+        &docs,
+        "my-release-milvus-querynode",
+        "milvus.io/resource-group",
+        "rg1",
+        "my-release-milvus-querynode-rg1",
+    );
     let api = TestApi::builder().age(AGE).fixture("helm/default.yaml").objects(vec![rg]).start();
     let out = run(&api, &["scale", "my-release", "querynode[rg1]=3"]).success();
     assert!(

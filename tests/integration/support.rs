@@ -192,3 +192,34 @@ pub fn three_releases() -> TestApi {
 pub fn helm_release(fixture: &str) -> TestApi {
     TestApi::builder().age(AGE).fixture(fixture).helm_install(true).start()
 }
+
+/// The text of a fixture file (`helm/default.yaml`).
+pub fn fixture_text(path: &str) -> String {
+    let dir = milvus_test_api::fixtures_dir().expect("fixtures dir");
+    std::fs::read_to_string(dir.join(path)).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+/// The objects of a fixture file.
+pub fn fixture_docs(path: &str) -> Vec<Value> {
+    milvus_test_api::parse_yaml_docs(&fixture_text(path)).expect("fixture parses")
+}
+
+/// The Deployment `name` of a fixture's objects.
+pub fn fixture_deployment(docs: &[Value], name: &str) -> Value {
+    docs.iter()
+        .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("Deployment {name} in fixture"))
+}
+
+/// A copy of a Deployment named `name` as group `group`, labelled (and selecting) `label=group`.
+pub fn grouped_copy(docs: &[Value], deployment: &str, label: &str, group: &str, name: &str) -> Value {
+    let mut copy = fixture_deployment(docs, deployment);
+    copy["metadata"]["name"] = Value::from(name);
+    for labels in ["/metadata/labels", "/spec/selector/matchLabels", "/spec/template/metadata/labels"] {
+        if let Some(map) = copy.pointer_mut(labels).and_then(Value::as_object_mut) {
+            map.insert(label.into(), Value::from(group));
+        }
+    }
+    copy
+}
