@@ -68,7 +68,7 @@ async fn resolve_config(flags: &KubeFlags) -> Result<Config, Error> {
 }
 
 /// `--kubeconfig`, else `$KUBECONFIG` (several files merged, first wins), else `~/.kube/config` if it exists.
-pub(crate) fn load_kubeconfig(flags: &KubeFlags) -> Result<Option<Kubeconfig>, Error> {
+pub fn load_kubeconfig(flags: &KubeFlags) -> Result<Option<Kubeconfig>, Error> {
     if let Some(path) = &flags.kubeconfig {
         if !path.exists() {
             return Err(Error::Config(format!("stat {}: no such file or directory", path.display())));

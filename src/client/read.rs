@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::Kube;
 use crate::error::Error;
-use crate::milvus::Inventory;
+use crate::milvus::{Inventory, Milvus};
 
 /// Where to look.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,14 +81,20 @@ where
     Ok(api::<K>(client, scope).list(&ListParams::default()).await?.items)
 }
 
-async fn list_milvuses(client: &Client, scope: &Scope) -> Result<Vec<serde_json::Value>, kube::Error> {
+/// Lists `Milvus` objects through the dynamic API, so that one object the plugin cannot read (a field of
+/// an unexpected type) leaves only that object out; its release is then shown as one whose `Milvus`
+/// object could not be read.
+async fn list_milvuses(client: &Client, scope: &Scope) -> Result<Vec<Milvus>, kube::Error> {
     let resource = milvus_resource();
     let api: Api<DynamicObject> = match scope {
         Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, &resource),
         Scope::AllNamespaces => Api::all_with(client.clone(), &resource),
     };
     let items = api.list(&ListParams::default()).await?.items;
-    Ok(items.into_iter().filter_map(|o| serde_json::to_value(o).ok()).collect())
+    Ok(items
+        .into_iter()
+        .filter_map(|o| serde_json::to_value(o).ok().and_then(|v| Milvus::from_value(v).ok()))
+        .collect())
 }
 
 /// Reads Deployments and StatefulSets (required) and the optional kinds, concurrently: one request each.

@@ -1,4 +1,5 @@
-//! Milvus component and dependency kinds: labels, values keys, roles and display order.
+//! Milvus component and dependency kinds: one table of what each component is (labels, values keys,
+//! role, scaling limits, display order), and the dependency kinds.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -7,7 +8,8 @@ use std::str::FromStr;
 use serde::{Serialize, Serializer};
 
 /// A Milvus component, as named by the `component` (Helm) or `app.kubernetes.io/component`
-/// (operator) label. Serialized as the label value (`"querynode"`).
+/// (operator) label. Serialized as the label value (`"querynode"`). Everything known about a kind
+/// is its row in [`KINDS`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ComponentKind {
     MixCoord,
@@ -44,6 +46,83 @@ pub enum ComponentRole {
     Auxiliary,
 }
 
+/// One row of [`KINDS`]: every fact about a known component kind.
+#[derive(Debug)]
+pub struct KindInfo {
+    pub kind: ComponentKind,
+    /// The label value: `querynode`, `mixcoord`…
+    pub label: &'static str,
+    /// The top-level key in the Helm chart's values (`queryNode`, `mixCoordinator`).
+    pub helm_values_key: &'static str,
+    /// The key under the `Milvus` object's `spec.components` (`queryNode`, `mixCoord`); `None` for
+    /// components the operator does not run.
+    pub operator_key: Option<&'static str>,
+    pub role: ComponentRole,
+    /// The release cannot serve without it.
+    pub essential: bool,
+    /// `kubectl milvus scale` may change its replicas (the workers, and cdc within its limit).
+    pub scalable: bool,
+    /// The most replicas Milvus supports, and why, when there is a limit.
+    pub max_replicas: Option<(i32, &'static str)>,
+    /// The replicas the owner assumes when its `replicas` field is absent (Kubernetes and the
+    /// Milvus Operator both default to 1).
+    pub default_replicas: i32,
+}
+
+const fn kind(
+    kind: ComponentKind,
+    label: &'static str,
+    helm_values_key: &'static str,
+    operator_key: Option<&'static str>,
+    role: ComponentRole,
+    essential: bool,
+) -> KindInfo {
+    let scalable = matches!(role, ComponentRole::Worker);
+    KindInfo {
+        kind,
+        label,
+        helm_values_key,
+        operator_key,
+        role,
+        essential,
+        scalable,
+        max_replicas: None,
+        default_replicas: 1,
+    }
+}
+
+impl KindInfo {
+    /// An add-on that may be scaled, within a limit Milvus sets.
+    const fn scalable_up_to(mut self, max: i32, why: &'static str) -> Self {
+        self.scalable = true;
+        self.max_replicas = Some((max, why));
+        self
+    }
+}
+
+use ComponentRole::{Auxiliary, Coordinator, Standalone as AllInOne, Worker};
+
+/// Every known component, in display order (coordinators, workers, standalone, add-ons). Adding a
+/// component kind is adding a variant and its row here.
+pub static KINDS: [KindInfo; 14] = [
+    kind(ComponentKind::MixCoord, "mixcoord", "mixCoordinator", Some("mixCoord"), Coordinator, true),
+    kind(ComponentKind::RootCoord, "rootcoord", "rootCoordinator", Some("rootCoord"), Coordinator, true),
+    kind(ComponentKind::QueryCoord, "querycoord", "queryCoordinator", Some("queryCoord"), Coordinator, true),
+    kind(ComponentKind::DataCoord, "datacoord", "dataCoordinator", Some("dataCoord"), Coordinator, true),
+    kind(ComponentKind::IndexCoord, "indexcoord", "indexCoordinator", Some("indexCoord"), Coordinator, true),
+    kind(ComponentKind::Proxy, "proxy", "proxy", Some("proxy"), Worker, true),
+    kind(ComponentKind::QueryNode, "querynode", "queryNode", Some("queryNode"), Worker, true),
+    kind(ComponentKind::DataNode, "datanode", "dataNode", Some("dataNode"), Worker, true),
+    // IndexNode serves no query: the release answers without it (and 2.6 removed it).
+    kind(ComponentKind::IndexNode, "indexnode", "indexNode", Some("indexNode"), Worker, false),
+    kind(ComponentKind::StreamingNode, "streamingnode", "streamingNode", Some("streamingNode"), Worker, true),
+    kind(ComponentKind::Standalone, "standalone", "standalone", Some("standalone"), AllInOne, true),
+    kind(ComponentKind::Cdc, "cdc", "cdc", Some("cdc"), Auxiliary, false)
+        .scalable_up_to(1, "Milvus CDC does not support more than one instance"),
+    kind(ComponentKind::Attu, "attu", "attu", None, Auxiliary, false),
+    kind(ComponentKind::Woodpecker, "woodpecker", "woodpecker", None, Auxiliary, false),
+];
+
 /// The error of [`ComponentKind::from_str`]: the name is not a known component.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown Milvus component `{name}` (expected one of: {expected})")]
@@ -54,29 +133,21 @@ pub struct UnknownComponent {
 
 impl ComponentKind {
     /// Every known component, in display order.
-    pub const KNOWN: [ComponentKind; 14] = [
-        ComponentKind::MixCoord,
-        ComponentKind::RootCoord,
-        ComponentKind::QueryCoord,
-        ComponentKind::DataCoord,
-        ComponentKind::IndexCoord,
-        ComponentKind::Proxy,
-        ComponentKind::QueryNode,
-        ComponentKind::DataNode,
-        ComponentKind::IndexNode,
-        ComponentKind::StreamingNode,
-        ComponentKind::Standalone,
-        ComponentKind::Cdc,
-        ComponentKind::Attu,
-        ComponentKind::Woodpecker,
-    ];
+    pub fn known() -> impl Iterator<Item = &'static ComponentKind> {
+        KINDS.iter().map(|info| &info.kind)
+    }
+
+    /// This kind's row of [`KINDS`]; `None` for [`ComponentKind::Other`].
+    pub fn info(&self) -> Option<&'static KindInfo> {
+        KINDS.iter().find(|info| info.kind == *self)
+    }
 
     /// From the component label value (`querynode`). Exact match; anything else is `Other`.
     pub fn from_label(label: &str) -> Self {
-        Self::KNOWN
+        KINDS
             .iter()
-            .find(|k| k.label() == label)
-            .cloned()
+            .find(|info| info.label == label)
+            .map(|info| info.kind.clone())
             .unwrap_or_else(|| ComponentKind::Other(label.to_string()))
     }
 
@@ -84,99 +155,38 @@ impl ComponentKind {
     /// `mixCoordinator`) or the operator key (`mixCoord`), case-insensitively. `None` if unknown.
     pub fn parse(name: &str) -> Option<Self> {
         let name = name.trim();
-        Self::KNOWN
+        KINDS
             .iter()
-            .find(|k| {
-                name.eq_ignore_ascii_case(k.label())
-                    || k.helm_values_key().is_some_and(|key| name.eq_ignore_ascii_case(key))
-                    || k.operator_key().is_some_and(|key| name.eq_ignore_ascii_case(key))
+            .find(|info| {
+                name.eq_ignore_ascii_case(info.label)
+                    || name.eq_ignore_ascii_case(info.helm_values_key)
+                    || info.operator_key.is_some_and(|key| name.eq_ignore_ascii_case(key))
             })
-            .cloned()
+            .map(|info| info.kind.clone())
     }
 
     /// The label value: `querynode`, `mixcoord`…
     pub fn label(&self) -> &str {
         match self {
-            ComponentKind::MixCoord => "mixcoord",
-            ComponentKind::RootCoord => "rootcoord",
-            ComponentKind::QueryCoord => "querycoord",
-            ComponentKind::DataCoord => "datacoord",
-            ComponentKind::IndexCoord => "indexcoord",
-            ComponentKind::Proxy => "proxy",
-            ComponentKind::QueryNode => "querynode",
-            ComponentKind::DataNode => "datanode",
-            ComponentKind::IndexNode => "indexnode",
-            ComponentKind::StreamingNode => "streamingnode",
-            ComponentKind::Standalone => "standalone",
-            ComponentKind::Cdc => "cdc",
-            ComponentKind::Attu => "attu",
-            ComponentKind::Woodpecker => "woodpecker",
-            ComponentKind::Other(s) => s,
+            ComponentKind::Other(label) => label,
+            known => known.info().map_or("", |info| info.label),
         }
     }
 
     /// The top-level key in the Helm chart's values (`queryNode`, `mixCoordinator`); `None` for
     /// unknown components.
     pub fn helm_values_key(&self) -> Option<&'static str> {
-        Some(match self {
-            ComponentKind::MixCoord => "mixCoordinator",
-            ComponentKind::RootCoord => "rootCoordinator",
-            ComponentKind::QueryCoord => "queryCoordinator",
-            ComponentKind::DataCoord => "dataCoordinator",
-            ComponentKind::IndexCoord => "indexCoordinator",
-            ComponentKind::Proxy => "proxy",
-            ComponentKind::QueryNode => "queryNode",
-            ComponentKind::DataNode => "dataNode",
-            ComponentKind::IndexNode => "indexNode",
-            ComponentKind::StreamingNode => "streamingNode",
-            ComponentKind::Standalone => "standalone",
-            ComponentKind::Cdc => "cdc",
-            ComponentKind::Attu => "attu",
-            ComponentKind::Woodpecker => "woodpecker",
-            ComponentKind::Other(_) => return None,
-        })
+        self.info().map(|info| info.helm_values_key)
     }
 
-    /// The key under the `Milvus` CR's `spec.components` (`queryNode`, `mixCoord`); `None` for
+    /// The key under the `Milvus` object's `spec.components` (`queryNode`, `mixCoord`); `None` for
     /// components the operator does not run (attu, woodpecker, unknown).
     pub fn operator_key(&self) -> Option<&'static str> {
-        Some(match self {
-            ComponentKind::MixCoord => "mixCoord",
-            ComponentKind::RootCoord => "rootCoord",
-            ComponentKind::QueryCoord => "queryCoord",
-            ComponentKind::DataCoord => "dataCoord",
-            ComponentKind::IndexCoord => "indexCoord",
-            ComponentKind::Proxy => "proxy",
-            ComponentKind::QueryNode => "queryNode",
-            ComponentKind::DataNode => "dataNode",
-            ComponentKind::IndexNode => "indexNode",
-            ComponentKind::StreamingNode => "streamingNode",
-            ComponentKind::Standalone => "standalone",
-            ComponentKind::Cdc => "cdc",
-            ComponentKind::Attu | ComponentKind::Woodpecker | ComponentKind::Other(_) => {
-                return None;
-            }
-        })
+        self.info().and_then(|info| info.operator_key)
     }
 
     pub fn role(&self) -> ComponentRole {
-        match self {
-            ComponentKind::Proxy
-            | ComponentKind::QueryNode
-            | ComponentKind::DataNode
-            | ComponentKind::IndexNode
-            | ComponentKind::StreamingNode => ComponentRole::Worker,
-            ComponentKind::MixCoord
-            | ComponentKind::RootCoord
-            | ComponentKind::QueryCoord
-            | ComponentKind::DataCoord
-            | ComponentKind::IndexCoord => ComponentRole::Coordinator,
-            ComponentKind::Standalone => ComponentRole::Standalone,
-            ComponentKind::Cdc
-            | ComponentKind::Attu
-            | ComponentKind::Woodpecker
-            | ComponentKind::Other(_) => ComponentRole::Auxiliary,
-        }
+        self.info().map_or(ComponentRole::Auxiliary, |info| info.role)
     }
 
     /// A Milvus server component (worker, coordinator or standalone), as opposed to an add-on.
@@ -184,41 +194,31 @@ impl ComponentKind {
         self.role() != ComponentRole::Auxiliary
     }
 
-    /// Scaling out is supported (workers only, per the Milvus docs).
-    #[allow(dead_code)] // for the `scale` command
+    /// `kubectl milvus scale` may change its replicas: the workers (per the Milvus docs), and cdc
+    /// within [`ComponentKind::max_replicas`].
     pub fn is_scalable(&self) -> bool {
-        self.role() == ComponentRole::Worker
+        self.info().is_some_and(|info| info.scalable)
     }
 
     /// The release cannot serve without it: proxy, the coordinators (mixcoord or separate),
     /// querynode, datanode, streamingnode, standalone. IndexNode (< 2.6), cdc, attu are not.
     pub fn is_essential(&self) -> bool {
-        match self.role() {
-            ComponentRole::Coordinator | ComponentRole::Standalone => true,
-            ComponentRole::Worker => *self != ComponentKind::IndexNode,
-            ComponentRole::Auxiliary => false,
-        }
+        self.info().is_some_and(|info| info.essential)
     }
 
-    /// Position in tables: coordinators, then workers, then standalone, add-ons, unknown.
-    pub fn display_order(&self) -> u8 {
-        match self {
-            ComponentKind::MixCoord => 0,
-            ComponentKind::RootCoord => 1,
-            ComponentKind::QueryCoord => 2,
-            ComponentKind::DataCoord => 3,
-            ComponentKind::IndexCoord => 4,
-            ComponentKind::Proxy => 5,
-            ComponentKind::QueryNode => 6,
-            ComponentKind::DataNode => 7,
-            ComponentKind::IndexNode => 8,
-            ComponentKind::StreamingNode => 9,
-            ComponentKind::Standalone => 10,
-            ComponentKind::Cdc => 11,
-            ComponentKind::Attu => 12,
-            ComponentKind::Woodpecker => 13,
-            ComponentKind::Other(_) => 14,
-        }
+    /// The most replicas Milvus supports for this kind, and why; `None` when there is no limit.
+    pub fn max_replicas(&self) -> Option<(i32, &'static str)> {
+        self.info().and_then(|info| info.max_replicas)
+    }
+
+    /// The replicas its owner assumes when the `replicas` field is absent.
+    pub fn default_replicas(&self) -> i32 {
+        self.info().map_or(1, |info| info.default_replicas)
+    }
+
+    /// Position in tables: the row of [`KINDS`]; unknown components after every known one.
+    pub fn display_order(&self) -> usize {
+        KINDS.iter().position(|info| info.kind == *self).unwrap_or(KINDS.len())
     }
 }
 
@@ -255,7 +255,7 @@ impl FromStr for ComponentKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s).ok_or_else(|| UnknownComponent {
             name: s.to_string(),
-            expected: Self::KNOWN.iter().map(|k| k.label()).collect::<Vec<_>>().join(", "),
+            expected: KINDS.iter().map(|info| info.label).collect::<Vec<_>>().join(", "),
         })
     }
 }
@@ -319,8 +319,8 @@ mod tests {
 
     #[test]
     fn labels_round_trip() {
-        for k in ComponentKind::KNOWN {
-            assert_eq!(ComponentKind::from_label(k.label()), k);
+        for k in ComponentKind::known() {
+            assert_eq!(&ComponentKind::from_label(k.label()), k);
         }
         assert_eq!(ComponentKind::from_label("flux"), ComponentKind::Other("flux".into()));
         assert_eq!(ComponentKind::from_label("QueryNode").label(), "QueryNode");

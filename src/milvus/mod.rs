@@ -5,16 +5,24 @@
 
 mod component;
 mod discovery;
+mod duration;
 mod health;
+pub mod labels;
+mod object;
+mod pods;
 mod problems;
+mod rows;
 #[cfg(test)]
 mod tests;
+mod workload;
 
-pub use component::{ComponentKind, ComponentRole, DependencyKind};
+pub use component::{ComponentKind, ComponentRole, DependencyKind, KINDS, KindInfo};
 pub use discovery::discover;
+pub use duration::human_duration;
 pub use health::Health;
-#[allow(unused_imports)] // ProblemKind is part of the model's API (tests and JSON consumers name it).
+pub use object::{Milvus, ReplicasError};
 pub use problems::{PodProblem, ProblemKind};
+pub use workload::image_tag;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -32,8 +40,8 @@ pub struct Inventory {
     pub stateful_sets: Vec<StatefulSet>,
     pub pods: Vec<Pod>,
     pub hpas: Vec<HorizontalPodAutoscaler>,
-    /// `milvuses.milvus.io/v1beta1` objects as JSON (the CRD is large and changes; we read a few fields).
-    pub milvuses: Vec<serde_json::Value>,
+    /// `milvuses.milvus.io/v1beta1` objects.
+    pub milvuses: Vec<Milvus>,
 }
 
 /// Inputs of discovery that are not objects.

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use serde::Serialize;
 
 use super::PodSummary;
-use crate::output::human_duration;
+use super::duration::human_duration;
 
 /// A pod Terminating for longer than this is stuck (node gone, finalizer blocking).
 pub const STUCK_TERMINATING_SECS: i64 = 5 * 60;

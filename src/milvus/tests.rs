@@ -13,7 +13,6 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::discovery::{image_tag, selector_matches};
 use super::problems::{detect_problem, pod_status, pod_summary};
 use super::*;
 
@@ -58,7 +57,7 @@ fn load(rel: &str) -> (Inventory, Vec<Value>) {
         match v["kind"].as_str().unwrap_or("") {
             "Deployment" => inv.deployments.push(serde_json::from_value(v).unwrap()),
             "StatefulSet" => inv.stateful_sets.push(serde_json::from_value(v).unwrap()),
-            "Milvus" => inv.milvuses.push(v),
+            "Milvus" => inv.milvuses.push(Milvus::from_value(v).unwrap()),
             "Job" => jobs.push(v),
             "HorizontalPodAutoscaler" => {
                 let v1 = json!({
@@ -307,6 +306,13 @@ fn patch_pod(pod: &mut Pod, patch: Value) {
     *pod = serde_json::from_value(v).unwrap();
 }
 
+/// Edits a `Milvus` object as JSON.
+fn edit_cr(cr: &mut Milvus, edit: impl FnOnce(&mut Value)) {
+    let mut value = serde_json::to_value(&*cr).unwrap();
+    edit(&mut value);
+    *cr = Milvus::from_value(value).unwrap();
+}
+
 fn merge(a: &mut Value, b: Value) {
     match (a, b) {
         (Value::Object(a), Value::Object(b)) => {
@@ -503,18 +509,16 @@ fn helm_kafka_release() {
 fn operator_inventory() -> Inventory {
     let (mut inv, jobs) = load("operator/cluster.yaml");
     bring_up(&mut inv, &jobs);
-    merge(
-        &mut inv.milvuses[0],
-        json!({
-            "metadata": {"creationTimestamp": ago(3 * 86400)},
-            "status": {"status": "Healthy", "conditions": [
-                {"type": "EtcdReady", "status": "True", "reason": "EtcdReady", "message": "Etcd endpoints is healthy"},
-                {"type": "StorageReady", "status": "True", "reason": "StorageReady"},
-                {"type": "MsgStreamReady", "status": "True", "reason": "MsgStreamReady"},
-                {"type": "MilvusReady", "status": "True", "reason": "ReasonMilvusHealthy", "message": "Milvus components are healthy"}
-            ]}
-        }),
-    );
+    let status = json!({
+        "metadata": {"creationTimestamp": ago(3 * 86400)},
+        "status": {"status": "Healthy", "conditions": [
+            {"type": "EtcdReady", "status": "True", "reason": "EtcdReady", "message": "Etcd endpoints is healthy"},
+            {"type": "StorageReady", "status": "True", "reason": "StorageReady"},
+            {"type": "MsgStreamReady", "status": "True", "reason": "MsgStreamReady"},
+            {"type": "MilvusReady", "status": "True", "reason": "ReasonMilvusHealthy", "message": "Milvus components are healthy"}
+        ]}
+    });
+    edit_cr(&mut inv.milvuses[0], |cr| merge(cr, status));
     inv
 }
 
@@ -549,7 +553,9 @@ fn operator_cluster_release() {
 #[test]
 fn operator_active_querynode_follows_the_annotation() {
     let mut inv = operator_inventory();
-    inv.milvuses[0]["metadata"]["annotations"]["milvus.io/querynode-current-group-id"] = json!("1");
+    edit_cr(&mut inv.milvuses[0], |cr| {
+        cr["metadata"]["annotations"]["milvus.io/querynode-current-group-id"] = json!("1")
+    });
     let r = only_release(&inv);
     assert_eq!(component(&r, "querynode").active_workload.as_deref(), Some("my-release-milvus-querynode-1"));
 }
@@ -575,7 +581,7 @@ fn operator_resource_without_workloads() {
     let mut inv = operator_inventory();
     inv.deployments.clear();
     inv.pods.clear();
-    inv.milvuses[0]["status"]["status"] = json!("Pending");
+    edit_cr(&mut inv.milvuses[0], |cr| cr["status"]["status"] = json!("Pending"));
     let r = only_release(&inv);
     assert!(r.components.is_empty());
     assert_eq!(r.version.as_deref(), Some("v2.6.11"), "from spec.components.image");
@@ -646,7 +652,7 @@ fn two_releases_in_two_namespaces() {
     for p in &mut op.pods {
         p.metadata.namespace = Some("mid".into());
     }
-    op.milvuses[0]["metadata"]["namespace"] = json!("mid");
+    edit_cr(&mut op.milvuses[0], |cr| cr["metadata"]["namespace"] = json!("mid"));
     inv.deployments.extend(op.deployments);
     inv.pods.extend(op.pods);
     inv.milvuses.extend(op.milvuses);
@@ -968,7 +974,7 @@ fn health_stopped() {
         );
     }
     inv.pods.clear();
-    inv.milvuses[0]["status"]["status"] = json!("Stopped");
+    edit_cr(&mut inv.milvuses[0], |cr| cr["status"]["status"] = json!("Stopped"));
     let r = only_release(&inv);
     assert_eq!(r.health, Health::Stopped);
     assert_eq!(r.mode, Mode::Cluster);
@@ -991,9 +997,11 @@ fn health_essential_component_scaled_to_zero_while_the_rest_runs() {
 #[test]
 fn health_operator_unhealthy_with_healthy_workloads() {
     let mut inv = operator_inventory();
-    inv.milvuses[0]["status"]["status"] = json!("Unhealthy");
-    inv.milvuses[0]["status"]["conditions"][2] = json!({"type": "MsgStreamReady", "status": "False",
-        "reason": "MsgStreamNotReady", "message": "connection refused"});
+    edit_cr(&mut inv.milvuses[0], |cr| cr["status"]["status"] = json!("Unhealthy"));
+    edit_cr(&mut inv.milvuses[0], |cr| {
+        cr["status"]["conditions"][2] = json!({"type": "MsgStreamReady", "status": "False",
+        "reason": "MsgStreamNotReady", "message": "connection refused"})
+    });
     let r = only_release(&inv);
     assert_eq!(r.health, Health::Degraded);
     assert_eq!(r.health_reason, "operator reports Unhealthy (MsgStreamReady: connection refused)");
@@ -1251,32 +1259,6 @@ fn image_tags() {
     for (image, want) in cases {
         assert_eq!(image_tag(image).as_deref(), want, "{image}");
     }
-}
-
-#[test]
-fn selectors() {
-    let labels = |pairs: &[(&str, &str)]| {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<std::collections::BTreeMap<_, _>>()
-    };
-    let sel = |v: Value| serde_json::from_value(v).unwrap();
-    let l = labels(&[("app", "milvus"), ("component", "querynode"), ("rg", "a")]);
-    assert!(selector_matches(&sel(json!({"matchLabels": {"app": "milvus"}})), &l));
-    assert!(!selector_matches(&sel(json!({"matchLabels": {"app": "etcd"}})), &l));
-    assert!(!selector_matches(&sel(json!({})), &l), "empty selects nothing");
-    let expr = |op: &str, values: Value| {
-        sel(json!({"matchExpressions": [{"key": "rg", "operator": op, "values": values}]}))
-    };
-    assert!(selector_matches(&expr("In", json!(["a", "b"])), &l));
-    assert!(!selector_matches(&expr("NotIn", json!(["a"])), &l));
-    assert!(selector_matches(&expr("Exists", json!(null)), &l));
-    assert!(!selector_matches(&expr("DoesNotExist", json!(null)), &l));
-    assert!(selector_matches(
-        &sel(json!({"matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["x"]}]})),
-        &l
-    ));
 }
 
 #[test]

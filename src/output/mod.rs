@@ -2,6 +2,7 @@
 
 pub mod color;
 pub mod diff;
+pub mod progress;
 pub mod table;
 
 use std::io::Write;
@@ -10,101 +11,63 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::error::Error;
+pub use crate::milvus::human_duration;
 
 pub use table::{Cell, Table};
 
-/// `-o/--output` for `list` and `status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OutputFormat {
-    #[default]
-    Table,
-    Wide,
+/// The `apiVersion` of every structured output.
+pub const SCHEMA_VERSION: &str = "kubectl-milvus/v1";
+
+/// The value type of one command's `-o/--output`: each command lists the printers it has, and
+/// [`parse_format`] refuses the others in kubectl's words.
+pub trait FormatChoice: Sized + Copy + 'static {
+    /// Every value with its name, sorted by name (kubectl lists the allowed formats so).
+    const NAMES: &'static [(&'static str, Self)];
+
+    /// The names, for completion.
+    fn names() -> Vec<&'static str> {
+        Self::NAMES.iter().map(|(name, _)| *name).collect()
+    }
+}
+
+/// clap value parser of a [`FormatChoice`], with kubectl's error wording for an unknown format.
+pub fn parse_format<F: FormatChoice>(value: &str) -> Result<F, String> {
+    F::NAMES.iter().find(|(name, _)| *name == value).map(|(_, format)| *format).ok_or_else(|| {
+        format!(
+            "unable to match a printer suitable for the output format \"{value}\", allowed formats are: {}",
+            F::names().join(",")
+        )
+    })
+}
+
+/// JSON or YAML: the structured printers every command has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Structured {
     Json,
     Yaml,
-    Name,
 }
 
-impl OutputFormat {
-    pub const ALLOWED: &'static [&'static str] = &["json", "name", "wide", "yaml"];
-
-    pub fn is_structured(self) -> bool {
-        matches!(self, OutputFormat::Json | OutputFormat::Yaml)
-    }
-}
-
-/// clap value parser with kubectl's error wording for an unknown format.
-pub fn parse_output_format(value: &str) -> Result<OutputFormat, String> {
-    match value {
-        "json" => Ok(OutputFormat::Json),
-        "yaml" => Ok(OutputFormat::Yaml),
-        "wide" => Ok(OutputFormat::Wide),
-        "name" => Ok(OutputFormat::Name),
-        other => Err(format!(
-            "unable to match a printer suitable for the output format \"{other}\", allowed formats are: {}",
-            OutputFormat::ALLOWED.join(",")
-        )),
-    }
+impl FormatChoice for Structured {
+    const NAMES: &'static [(&'static str, Self)] = &[("json", Structured::Json), ("yaml", Structured::Yaml)];
 }
 
 /// Writes `value` as pretty JSON (with a trailing newline) or YAML.
 pub fn write_structured<T: Serialize>(
     out: &mut dyn Write,
-    format: OutputFormat,
+    format: Structured,
     value: &T,
 ) -> Result<(), Error> {
     match format {
-        OutputFormat::Yaml => {
+        Structured::Yaml => {
             let text = serde_yaml::to_string(value).map_err(|e| Error::Serialize(e.to_string()))?;
             out.write_all(text.as_bytes())?;
         }
-        _ => {
+        Structured::Json => {
             let text = serde_json::to_string_pretty(value).map_err(|e| Error::Serialize(e.to_string()))?;
             writeln!(out, "{text}")?;
         }
     }
     Ok(())
-}
-
-/// kubectl's `HumanDuration` (k8s.io/apimachinery/pkg/util/duration), as shown in AGE columns.
-pub fn human_duration(seconds: i64) -> String {
-    if seconds < -1 {
-        return "<invalid>".into();
-    }
-    if seconds < 0 {
-        return "0s".into();
-    }
-    if seconds < 60 * 2 {
-        return format!("{seconds}s");
-    }
-    let minutes = seconds / 60;
-    if minutes < 10 {
-        let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
-    }
-    if minutes < 60 * 3 {
-        return format!("{minutes}m");
-    }
-    let hours = minutes / 60;
-    if hours < 8 {
-        let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
-    }
-    if hours < 48 {
-        return format!("{hours}h");
-    }
-    if hours < 24 * 8 {
-        let h = hours % 24;
-        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
-    }
-    if hours < 24 * 365 * 8 {
-        let days = hours / 24;
-        let d = days % 365;
-        return if d == 0 { format!("{}y", days / 365) } else { format!("{}y{d}d", days / 365) };
-    }
-    format!("{}y", hours / 24 / 365)
 }
 
 /// The AGE column for an optional creation time (`<unknown>` as kubectl prints it).
@@ -120,36 +83,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn human_duration_matches_kubectl() {
-        let cases = [
-            (-5, "<invalid>"),
-            (-1, "0s"),
-            (0, "0s"),
-            (119, "119s"),
-            (120, "2m"),
-            (150, "2m30s"),
-            (600, "10m"),
-            (179 * 60, "179m"),
-            (3 * 3600, "3h"),
-            (3 * 3600 + 25 * 60, "3h25m"),
-            (8 * 3600, "8h"),
-            (47 * 3600, "47h"),
-            (48 * 3600, "2d"),
-            (3 * 86400 + 5 * 3600, "3d5h"),
-            (8 * 86400, "8d"),
-            (730 * 86400, "2y"),
-            (800 * 86400, "2y70d"),
-            (9 * 365 * 86400, "9y"),
-        ];
-        for (seconds, expected) in cases {
-            assert_eq!(human_duration(seconds), expected, "{seconds}s");
-        }
-    }
-
-    #[test]
     fn unknown_output_format_lists_the_allowed_ones() {
-        let error = parse_output_format("table").err().unwrap_or_default();
-        assert!(error.contains("allowed formats are: json,name,wide,yaml"), "{error}");
-        assert_eq!(parse_output_format("yaml"), Ok(OutputFormat::Yaml));
+        let error = parse_format::<Structured>("wide").err().unwrap_or_default();
+        assert!(error.contains("the output format \"wide\", allowed formats are: json,yaml"), "{error}");
+        assert_eq!(parse_format::<Structured>("yaml"), Ok(Structured::Yaml));
     }
 }

@@ -1,7 +1,8 @@
-//! Scaling: parse targets, plan against Milvus's rules, diff, apply through the owner, wait.
+//! Scaling: parse targets, plan against Milvus's rules, read and patch the owners, run the steps, wait.
 
-pub mod apply;
-pub mod helm;
+pub mod engine;
+pub mod owner;
 pub mod plan;
+pub mod report;
 pub mod target;
 pub mod wait;

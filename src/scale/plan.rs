@@ -1,46 +1,12 @@
 //! Turning the requested targets into a plan for one release, or refusing: Milvus's own rules.
-//! Pure: the release comes from discovery, the `Milvus` object (operator releases) as JSON.
+//! Pure: the release comes from discovery, the `Milvus` object (operator releases) from the same read.
+//! Every refusal is a rule here, once; the engine asks [`replan`] when the owner changed under it.
 
 use serde::Serialize;
-use serde_json::Value;
 
+use super::owner::Owner;
 use super::target::{Change, Target};
-use crate::milvus::{Component, ComponentKind, ComponentRole, ManagedBy, Mode, Release};
-
-/// The object that really owns a component's replicas.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-pub enum Owner {
-    /// Helm release: the component's Deployment (`spec.replicas`).
-    Deployment { name: String },
-    /// Operator release: the `Milvus` object, at `spec.components.<key>.replicas` or a group's `replicas`.
-    Milvus {
-        name: String,
-        /// `queryNode`
-        key: String,
-        /// Deployment group name, when the target is one.
-        group: Option<String>,
-    },
-}
-
-impl Owner {
-    /// kubectl's `-o name` form: `deployment.apps/x`, `milvus.milvus.io/x`.
-    pub fn reference(&self) -> String {
-        match self {
-            Owner::Deployment { name } => format!("deployment.apps/{name}"),
-            Owner::Milvus { name, .. } => format!("milvus.milvus.io/{name}"),
-        }
-    }
-
-    /// The field that changes, as written in result lines (`queryNode.replicas`).
-    pub fn field(&self) -> String {
-        match self {
-            Owner::Deployment { .. } => "spec.replicas".into(),
-            Owner::Milvus { key, group: None, .. } => format!("{key}.replicas"),
-            Owner::Milvus { key, group: Some(group), .. } => format!("{key}.groups[{group}].replicas"),
-        }
-    }
-}
+use crate::milvus::{Component, ComponentKind, ComponentRole, ManagedBy, Milvus, Mode, Release};
 
 /// One component's change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,7 +45,7 @@ pub struct PlanOptions {
 /// Checks every target against the release; any refusal refuses the whole command.
 pub fn plan(
     release: &Release,
-    milvus: Option<&Value>,
+    milvus: Option<&Milvus>,
     targets: &[Target],
     options: PlanOptions,
 ) -> Result<Vec<PlannedChange>, Vec<String>> {
@@ -114,19 +80,15 @@ pub fn plan(
 }
 
 fn scalable_names(release: &Release) -> String {
-    let mut names: Vec<&str> = release
-        .components
-        .iter()
-        .filter(|c| c.kind.is_scalable() || c.kind == ComponentKind::Cdc)
-        .map(|c| c.display_name.as_str())
-        .collect();
+    let mut names: Vec<&str> =
+        release.components.iter().filter(|c| c.kind.is_scalable()).map(|c| c.display_name.as_str()).collect();
     names.dedup();
     if names.is_empty() { "none".into() } else { names.join(", ") }
 }
 
 fn plan_one(
     release: &Release,
-    milvus: Option<&Value>,
+    milvus: Option<&Milvus>,
     target: &Target,
     options: PlanOptions,
 ) -> Result<PlannedChange, String> {
@@ -150,7 +112,7 @@ fn plan_one(
         ComponentRole::Standalone => {
             return Err(format!("{label} runs as a single pod by design and cannot be scaled"));
         }
-        ComponentRole::Auxiliary if kind != ComponentKind::Cdc => {
+        ComponentRole::Auxiliary if !kind.is_scalable() => {
             return Err(format!(
                 "{label} is not a Milvus worker and cannot be scaled with this command; this release can scale {}",
                 scalable_names(release)
@@ -199,14 +161,14 @@ fn plan_one(
     if to < 0 {
         return Err(format!("{target} would leave {to} replicas ({} has {from})", row.display_name));
     }
-    if kind == ComponentKind::Cdc && to > 1 {
-        return Err("cdc runs one replica only: Milvus CDC does not support more than one instance".into());
+    if let Some((max, why)) = kind.max_replicas()
+        && to > max
+    {
+        let count = if max == 1 { "one replica only".to_string() } else { format!("at most {max} replicas") };
+        return Err(format!("{label} runs {count}: {why}"));
     }
-    if to == 0 && from > 0 && kind.is_essential() && !options.allow_zero {
-        return Err(format!(
-            "scaling {} to 0 makes {} unavailable ({label} is required to serve requests): pass --allow-zero if that is intended",
-            row.display_name, release.name
-        ));
+    if let Some(refusal) = zero_refusal(&kind, &row.display_name, &release.name, from, to, options) {
+        return Err(refusal);
     }
     let helm_value = match (&release.managed_by, &row.group) {
         (ManagedBy::Helm { .. }, None) => kind.helm_values_key().map(|key| format!("{key}.replicas")),
@@ -227,7 +189,7 @@ fn plan_one(
 /// The owner of the row's replicas and the value it holds now.
 fn owner_and_current(
     release: &Release,
-    milvus: Option<&Value>,
+    milvus: Option<&Milvus>,
     kind: &ComponentKind,
     row: &Component,
 ) -> Result<(Owner, i32), String> {
@@ -258,20 +220,7 @@ fn owner_and_current(
             })?;
             let key =
                 kind.operator_key().ok_or_else(|| format!("{} has no Milvus spec key", kind.label()))?;
-            let spec = &milvus["spec"]["components"][key];
-            let replicas = match &row.group {
-                None => &spec["replicas"],
-                Some(group) => spec["groups"]
-                    .as_array()
-                    .and_then(|groups| groups.iter().find(|g| g["name"].as_str() == Some(group.as_str())))
-                    .map(|g| &g["replicas"])
-                    .ok_or_else(|| format!("the Milvus object has no group {group:?} for {key}"))?,
-            };
-            let current = match replicas.as_i64() {
-                Some(n) => n,
-                None if replicas.is_null() => 1, // the operator's default
-                None => return Err(format!("spec.components.{key}.replicas is not a number")),
-            };
+            let current = milvus.replicas(kind, row.group.as_deref()).map_err(|e| e.to_string())?;
             if current < 0 {
                 return Err(format!(
                     "{} has replicas: {current} in the Milvus object, which hands it to a HorizontalPodAutoscaler: \
@@ -279,11 +228,63 @@ fn owner_and_current(
                     row.display_name
                 ));
             }
-            let owner =
-                Owner::Milvus { name: release.name.clone(), key: key.to_string(), group: row.group.clone() };
-            Ok((owner, i32::try_from(current).unwrap_or(i32::MAX)))
+            let owner = Owner::Milvus {
+                name: release.name.clone(),
+                key: key.to_string(),
+                group: row.group.clone(),
+                component: kind.clone(),
+            };
+            Ok((owner, current))
         }
     }
+}
+
+/// The scale-to-zero rule: an essential component scaled to 0 makes the release unavailable, so it needs
+/// `--allow-zero`. `Some(refusal)` when the rule refuses.
+pub fn zero_refusal(
+    kind: &ComponentKind,
+    component: &str,
+    release: &str,
+    from: i32,
+    to: i32,
+    options: PlanOptions,
+) -> Option<String> {
+    (to == 0 && from > 0 && kind.is_essential() && !options.allow_zero).then(|| {
+        format!(
+            "scaling {component} to 0 makes {release} unavailable ({} is required to serve requests): pass --allow-zero if that is intended",
+            kind.label()
+        )
+    })
+}
+
+/// Re-plans a change whose owner now holds `current` replicas instead of what was expected, after
+/// `applied` values were written by this command. A relative change applies to what is there, as long as
+/// nothing was written yet; an absolute one keeps its target. `Err` with the reason when the new plan
+/// breaks a rule (nothing more may be written).
+pub fn replan(
+    change: &mut PlannedChange,
+    release: &str,
+    current: i32,
+    applied: &[i32],
+    options: PlanOptions,
+) -> Result<(), String> {
+    let to = match change.change {
+        Change::By(delta) if applied.is_empty() => current.saturating_add(delta),
+        _ => change.to,
+    };
+    if to < 0 || zero_refusal(&change.kind, &change.component, release, current, to, options).is_some() {
+        return Err(format!(
+            "{} changed to {current} replicas since it was read; {} from there would give {to}: nothing more was written",
+            change.owner.reference(),
+            change.component
+        ));
+    }
+    if applied.is_empty() {
+        change.from = current;
+    }
+    change.to = to;
+    change.steps = steps(current, to, options.step);
+    Ok(())
 }
 
 /// Scale-out in one step; scale-in at most `step` replicas at a time (`0`: one step).

@@ -1,17 +1,15 @@
-//! Waiting until changed components are ready, with progress: live bars on a terminal, timestamped lines
-//! otherwise. Readiness is judged by the same discovery and health model as `status`.
+//! Waiting until changed components are ready. Readiness is judged by the same discovery and health
+//! model as `status`; what is seen while waiting goes to the [`Reporter`].
 
-use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::engine::{Event, Reporter};
 use crate::client::Kube;
 use crate::client::read::{self, Kinds, Scope};
 use crate::error::Error;
@@ -46,7 +44,7 @@ impl Interrupt {
     }
 
     /// Sleeps for `duration`, or less if interrupted; true when interrupted.
-    async fn sleep(&self, duration: Duration) -> bool {
+    pub async fn sleep(&self, duration: Duration) -> bool {
         let notified = self.notify.notified();
         if self.is_set() {
             return true;
@@ -98,27 +96,35 @@ impl Waiter<'_> {
         &self,
         watched: &[Watched],
         deadline: Instant,
-        progress: &mut Progress,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Outcome, Error> {
+        let outcome = self.poll(watched, deadline, reporter).await;
+        reporter.event(Event::WaitEnded);
+        outcome
+    }
+
+    async fn poll(
+        &self,
+        watched: &[Watched],
+        deadline: Instant,
+        reporter: &mut dyn Reporter,
     ) -> Result<Outcome, Error> {
         loop {
             let release = self.read().await?;
             if let Some(release) = &release {
-                progress.show(release, watched);
+                reporter.event(Event::Waiting { release, watched });
                 if watched
                     .iter()
                     .all(|w| component(release, &w.component).is_some_and(|c| is_ready(release, c, w.target)))
                 {
-                    progress.finish();
                     return Ok(Outcome::Ready);
                 }
             }
             if Instant::now() >= deadline {
-                progress.finish();
                 return Ok(Outcome::TimedOut(release));
             }
             let pause = POLL.min(deadline.saturating_duration_since(Instant::now()));
             if self.interrupt.sleep(pause).await {
-                progress.finish();
                 return Ok(Outcome::Interrupted(release));
             }
         }
@@ -171,62 +177,4 @@ pub fn describe(release: &Release, name: &str, target: i32) -> String {
         parts.push(format!("problems: {}", problems.join(", ")));
     }
     format!("{name}: {}", parts.join(", "))
-}
-
-/// Progress output: bars on a terminal (stderr), timestamped lines on stdout otherwise.
-pub struct Progress {
-    bars: Option<(MultiProgress, BTreeMap<String, ProgressBar>)>,
-    last: BTreeMap<String, String>,
-    quiet: bool,
-}
-
-impl Progress {
-    /// `quiet` for structured output: nothing is printed while waiting.
-    pub fn new(quiet: bool) -> Self {
-        let bars =
-            (!quiet && std::io::stderr().is_terminal()).then(|| (MultiProgress::new(), BTreeMap::new()));
-        Progress { bars, last: BTreeMap::new(), quiet }
-    }
-
-    fn show(&mut self, release: &Release, watched: &[Watched]) {
-        if self.quiet {
-            return;
-        }
-        for w in watched {
-            let line = describe(release, &w.component, w.target);
-            let ready = component(release, &w.component).map_or(0, |c| c.ready);
-            match &mut self.bars {
-                Some((multi, bars)) => {
-                    let bar = bars.entry(w.component.clone()).or_insert_with(|| {
-                        let bar = multi.add(ProgressBar::new(w.target.max(1) as u64));
-                        bar.set_style(
-                            ProgressStyle::with_template("{spinner} [{bar:20}] {msg}")
-                                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                                .progress_chars("=> "),
-                        );
-                        bar.enable_steady_tick(Duration::from_millis(120));
-                        bar
-                    });
-                    bar.set_length(w.target.max(1) as u64);
-                    bar.set_position(ready.max(0) as u64);
-                    bar.set_message(line);
-                }
-                None => {
-                    if self.last.get(&w.component) != Some(&line) {
-                        println!("{} {line}", Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ"));
-                        self.last.insert(w.component.clone(), line);
-                    }
-                }
-            }
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some((_, bars)) = &mut self.bars {
-            for bar in bars.values() {
-                bar.finish();
-            }
-            bars.clear();
-        }
-    }
 }

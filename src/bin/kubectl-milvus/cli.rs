@@ -1,11 +1,17 @@
-//! The command line: kubectl's global flags, shared by every subcommand, and the subcommands.
+//! The command line: kubectl's global flags, shared by every subcommand, the subcommands, and the
+//! dispatch from one to its `run`. Each subcommand's texts (summary, description, examples) live next
+//! to its `Args` in `commands/`.
 
-use clap::{Parser, Subcommand};
+use std::io::Write;
 
-use crate::client::KubeFlags;
-use crate::client::flags::HEADING;
-use crate::commands::{completion, list, scale, status, version};
-use crate::output::color::ColorChoice;
+use clap::{Arg, CommandFactory, Parser, Subcommand};
+
+use crate::commands::{completion, list, options, scale, status, version};
+use crate::help;
+use kubectl_milvus::client::KubeFlags;
+use kubectl_milvus::client::flags::HEADING;
+use kubectl_milvus::error::Error;
+use kubectl_milvus::output::color::ColorChoice;
 
 const ABOUT: &str = "Discover, inspect and scale Milvus releases on Kubernetes";
 
@@ -56,35 +62,50 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List Milvus releases (Helm and Milvus Operator) with their health
-    #[command(visible_alias = "ls", after_help = list::EXAMPLES)]
+    #[command(visible_alias = "ls", about = list::ABOUT, long_about = list::LONG_ABOUT, after_help = list::EXAMPLES)]
     List(list::Args),
 
-    /// Show the health of a release: components, dependencies and failing pods
-    #[command(after_help = status::EXAMPLES)]
+    #[command(about = status::ABOUT, long_about = status::LONG_ABOUT, after_help = status::EXAMPLES)]
     Status(status::Args),
 
-    /// Change worker replicas through the object that owns them (Deployment or Milvus object)
-    #[command(after_help = scale::EXAMPLES)]
+    #[command(about = scale::ABOUT, long_about = scale::LONG_ABOUT, after_help = scale::EXAMPLES)]
     Scale(scale::Args),
 
-    /// Print the plugin version and the API server version
-    #[command(after_help = version::EXAMPLES)]
+    #[command(about = version::ABOUT, long_about = version::LONG_ABOUT, after_help = version::EXAMPLES)]
     Version(version::Args),
 
-    /// Print a shell completion script (bash, zsh, fish or powershell)
-    #[command(after_help = completion::EXAMPLES)]
+    #[command(about = completion::ABOUT, long_about = completion::LONG_ABOUT, after_help = completion::EXAMPLES)]
     Completion(completion::Args),
 
-    /// Print the list of flags inherited by all commands
-    #[command(after_help = completion::OPTIONS_EXAMPLES)]
-    Options(completion::OptionsArgs),
+    #[command(about = options::ABOUT, long_about = options::LONG_ABOUT, after_help = options::EXAMPLES)]
+    Options(options::Args),
+}
+
+/// The command line as parsed and as its help is shown (kubectl's layout: see [`help`]).
+pub fn command() -> clap::Command {
+    help::kubectl_layout(Cli::command())
+}
+
+/// The global flags (kubectl's, plus `--color`), in the order they are declared.
+pub fn global_args() -> Vec<Arg> {
+    Cli::command().get_arguments().filter(|a| a.is_global_set()).cloned().collect()
+}
+
+impl Cli {
+    pub async fn run(self, out: &mut dyn Write) -> Result<(), Error> {
+        match self.command {
+            Command::List(args) => list::run(&self.kube, args, out).await,
+            Command::Status(args) => status::run(&self.kube, args, out).await,
+            Command::Scale(args) => scale::run(&self.kube, args, out).await,
+            Command::Version(args) => version::run(&self.kube, args, out).await,
+            Command::Completion(args) => completion::run(args, Cli::command(), out),
+            Command::Options(_) => options::run(global_args(), out),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
 
     #[test]

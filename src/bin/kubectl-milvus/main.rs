@@ -1,14 +1,9 @@
 //! `kubectl-milvus`: parse, run, and map the outcome to kubectl's messages and exit codes.
 
 mod cli;
-mod client;
 mod commands;
 mod complete;
-mod error;
 mod help;
-mod milvus;
-mod output;
-mod scale;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -16,26 +11,25 @@ use std::process::ExitCode;
 use clap::FromArgMatches;
 use owo_colors::{OwoColorize, Stream};
 
-use crate::error::{Error, exit};
+use kubectl_milvus::error::{Error, exit};
 
 fn main() -> ExitCode {
     if let Some(code) = complete::intercept() {
         return code;
     }
-    let cli = match help::command().try_get_matches().and_then(|mut m| cli::Cli::from_arg_matches_mut(&mut m))
+    let cli = match cli::command().try_get_matches().and_then(|mut m| cli::Cli::from_arg_matches_mut(&mut m))
     {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
     };
-    output::color::init(cli.color);
+    kubectl_milvus::output::color::init(cli.color);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return report(&Error::Io(error)),
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let result =
-        runtime.block_on(commands::run(cli, &mut out)).and_then(|()| out.flush().map_err(Error::from));
+    let result = runtime.block_on(cli.run(&mut out)).and_then(|()| out.flush().map_err(Error::from));
     match result {
         Ok(()) => ExitCode::from(exit::OK),
         Err(error) if error.is_broken_pipe() => ExitCode::from(exit::OK),

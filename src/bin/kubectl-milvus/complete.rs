@@ -20,10 +20,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 
 use crate::cli::Cli;
-use crate::client::flags::RequestTimeout;
-use crate::client::read::{self, Kinds, Scope};
-use crate::client::{Kube, KubeFlags};
-use crate::milvus::{self, DiscoveryOptions, Release};
+use kubectl_milvus::client::flags::RequestTimeout;
+use kubectl_milvus::client::read::{self, Kinds, Scope};
+use kubectl_milvus::client::{Kube, KubeFlags};
+use kubectl_milvus::milvus::{self, DiscoveryOptions, Release};
 
 /// The longest a completion waits for the cluster.
 pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -145,13 +145,13 @@ pub async fn complete(words: &[String]) -> Completion {
     let sub = line.subcommand.as_deref().and_then(|name| root.find_subcommand(name));
 
     if let Some(arg) = &line.pending {
-        return complete_value(&root, &line, arg, current, "").await;
+        return complete_value(&line, arg, current, "").await;
     }
     if let Some(rest) = current.strip_prefix("--")
         && let Some((name, value)) = rest.split_once('=')
     {
         return match find_long(&root, sub, name) {
-            Some(arg) => complete_value(&root, &line, &arg, value, &format!("--{name}=")).await,
+            Some(arg) => complete_value(&line, &arg, value, &format!("--{name}=")).await,
             None => Completion::none(),
         };
     }
@@ -318,7 +318,7 @@ fn filter(candidates: Vec<Candidate>, current: &str) -> Vec<Candidate> {
 }
 
 /// The value of a flag: from the cluster, the kubeconfig, the flag's own values, or file names.
-async fn complete_value(root: &Command, line: &Line, arg: &Arg, current: &str, prefix: &str) -> Completion {
+async fn complete_value(line: &Line, arg: &Arg, current: &str, prefix: &str) -> Completion {
     let candidates = match arg.get_id().as_str() {
         "namespace" => namespaces(line).await,
         "context" => kubeconfig_names(line, |k| k.contexts.iter().map(|c| c.name.clone()).collect()),
@@ -327,7 +327,7 @@ async fn complete_value(root: &Command, line: &Line, arg: &Arg, current: &str, p
         "kubeconfig" | "certificate_authority" | "client_certificate" | "client_key" => {
             return Completion::files();
         }
-        "output" => output_formats(root, line),
+        "output" => output_formats(line),
         _ => possible_values(arg),
     };
     let mut completion = Completion::of(filter(candidates, current));
@@ -338,14 +338,9 @@ async fn complete_value(root: &Command, line: &Line, arg: &Arg, current: &str, p
 }
 
 /// `-o` values: what the command in question accepts.
-fn output_formats(root: &Command, line: &Line) -> Vec<Candidate> {
-    let formats: &[&str] = match line.subcommand.as_deref() {
-        Some("list") => &["json", "name", "wide", "yaml"],
-        Some("status") => &["json", "wide", "yaml"],
-        Some(name) if root.find_subcommand(name).is_some() => &["json", "yaml"],
-        _ => &[],
-    };
-    formats.iter().map(|f| Candidate::new(*f, "")).collect()
+fn output_formats(line: &Line) -> Vec<Candidate> {
+    let formats = line.subcommand.as_deref().map(crate::commands::output_formats).unwrap_or_default();
+    formats.into_iter().map(|f| Candidate::new(f, "")).collect()
 }
 
 /// The connection settings of the typed global flags, parsed by the real command line, with a short
@@ -459,7 +454,7 @@ fn kubeconfig_names(
     names: impl FnOnce(&kube::config::Kubeconfig) -> Vec<String>,
 ) -> Vec<Candidate> {
     let flags = kube_flags(line);
-    match crate::client::load_kubeconfig(&flags) {
+    match kubectl_milvus::client::load_kubeconfig(&flags) {
         Ok(Some(kubeconfig)) => names(&kubeconfig).into_iter().map(|n| Candidate::new(n, "")).collect(),
         _ => Vec::new(),
     }

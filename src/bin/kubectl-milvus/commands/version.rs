@@ -4,9 +4,17 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::client::{Kube, KubeFlags};
-use crate::error::Error;
-use crate::output::{self, OutputFormat};
+use kubectl_milvus::client::{Kube, KubeFlags};
+use kubectl_milvus::error::Error;
+use kubectl_milvus::output::{self, FormatChoice, Structured};
+
+pub const ABOUT: &str = "Print the plugin version and the API server version";
+
+pub const LONG_ABOUT: &str = "\
+Print the plugin version and the API server version.
+
+With --client only the plugin's version is printed and the cluster is not contacted. -o json and
+-o yaml also show the git commit the plugin was built from.";
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -26,8 +34,8 @@ pub struct Args {
     pub client: bool,
 
     /// Output format: json or yaml.
-    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = output::parse_output_format)]
-    pub output: Option<OutputFormat>,
+    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = parse_format)]
+    pub output: Option<Structured>,
 }
 
 #[derive(Debug, Serialize)]
@@ -62,14 +70,13 @@ fn client_version() -> ClientVersion {
     }
 }
 
+/// `-o`, refused in `kubectl version`'s own words.
+fn parse_format(value: &str) -> Result<Structured, String> {
+    output::parse_format::<Structured>(value)
+        .map_err(|_| format!("--output must be '{}', not {value}", Structured::names().join("' or '")))
+}
+
 pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(), Error> {
-    if let Some(format) = args.output
-        && !format.is_structured()
-    {
-        return Err(Error::Usage(
-            format!("--output must be 'yaml' or 'json', not {format:?}").to_lowercase(),
-        ));
-    }
     let client = client_version();
     let mut versions = Versions { client_version: client, server_version: None };
     let server = if args.client {

@@ -1,15 +1,21 @@
-//! `kubectl milvus completion SHELL`: a completion script for the standalone `kubectl-milvus`, and
-//! `kubectl milvus options`: the global flags.
+//! `kubectl milvus completion SHELL`: a completion script for the standalone `kubectl-milvus`.
 //!
 //! Completion of `kubectl milvus …` itself goes through kubectl (1.26+), which runs the
 //! `kubectl_complete-milvus` helper: see [`crate::complete`].
 
 use std::io::Write;
 
-use clap::CommandFactory;
+use kubectl_milvus::error::Error;
 
-use crate::cli::Cli;
-use crate::error::Error;
+pub const ABOUT: &str = "Print a shell completion script (bash, zsh, fish or powershell)";
+
+pub const LONG_ABOUT: &str = "\
+Print a shell completion script for the kubectl-milvus command.
+
+Load it in your shell's start-up file (see the examples). For completion of `kubectl milvus ...`
+itself (kubectl 1.26 or later), put the kubectl_complete-milvus helper shipped in the release
+archive on your PATH: kubectl runs it to complete the plugin's commands, flags, and the release,
+component, namespace and context names of your cluster.";
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -29,11 +35,6 @@ Examples:
   # kubectl milvus <TAB> (kubectl 1.26+): the helper from the release archive, next to the plugin
   ln -s ~/.krew/store/milvus/*/kubectl_complete-milvus ~/.krew/bin/";
 
-pub const OPTIONS_EXAMPLES: &str = "\
-Examples:
-  # Print the flags inherited by all commands
-  kubectl milvus options";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Shell {
     Bash,
@@ -49,10 +50,9 @@ pub struct Args {
     pub shell: Shell,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct OptionsArgs {}
-
-pub fn run(args: Args, out: &mut dyn Write) -> Result<(), Error> {
+/// Writes the script for `root`, the whole command line (global flags included: they are hidden from
+/// help, not from completion).
+pub fn run(args: Args, root: clap::Command, out: &mut dyn Write) -> Result<(), Error> {
     use clap_complete::Shell as Target;
     let shell = match args.shell {
         Shell::Bash => Target::Bash,
@@ -60,15 +60,9 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<(), Error> {
         Shell::Fish => Target::Fish,
         Shell::Powershell => Target::PowerShell,
     };
-    // The full command line, global flags included (they are hidden from help, not from completion).
-    let mut command = Cli::command().name("kubectl-milvus").bin_name("kubectl-milvus");
+    let mut command = root.name("kubectl-milvus").bin_name("kubectl-milvus");
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "kubectl-milvus", &mut script);
     out.write_all(&script)?;
-    Ok(())
-}
-
-pub fn run_options(out: &mut dyn Write) -> Result<(), Error> {
-    out.write_all(crate::help::render_options().as_bytes())?;
     Ok(())
 }

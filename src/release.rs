@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use crate::client::Kube;
 use crate::client::read::{self, Kinds, Note, NoteKind, Scope};
 use crate::error::Error;
-use crate::milvus::{self, DiscoveryOptions, Inventory, Release};
+use crate::milvus::{self, DiscoveryOptions, Inventory, Milvus, Release};
 
 /// Which release, and how to recognise its workloads.
 pub struct Lookup<'a> {
@@ -23,12 +23,12 @@ pub struct Found {
 }
 
 impl Found {
-    /// The `Milvus` object of an operator release, as JSON.
-    pub fn milvus_object(&self) -> Option<&serde_json::Value> {
-        self.inventory.milvuses.iter().find(|m| {
-            m["metadata"]["name"].as_str() == Some(self.release.name.as_str())
-                && m["metadata"]["namespace"].as_str() == Some(self.release.namespace.as_str())
-        })
+    /// The `Milvus` object of an operator release.
+    pub fn milvus_object(&self) -> Option<&Milvus> {
+        self.inventory
+            .milvuses
+            .iter()
+            .find(|m| m.name() == self.release.name && m.namespace() == self.release.namespace)
     }
 }
 

@@ -7,13 +7,24 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::NameOverride;
-use crate::client::read::{self, Kinds, Scope};
-use crate::client::selector::{self, Selector, SelectorExt};
-use crate::client::{Kube, KubeFlags};
-use crate::error::Error;
-use crate::milvus::{self, DiscoveryOptions, Health, ManagedBy, Release};
-use crate::output::color::Tone;
-use crate::output::{self, Cell, OutputFormat, Table};
+use kubectl_milvus::client::read::{self, Kinds, Scope};
+use kubectl_milvus::client::selector::{self, Selector, SelectorExt};
+use kubectl_milvus::client::{Kube, KubeFlags};
+use kubectl_milvus::error::Error;
+use kubectl_milvus::milvus::labels;
+use kubectl_milvus::milvus::{self, DiscoveryOptions, Health, ManagedBy, Release};
+use kubectl_milvus::output::color::Tone;
+use kubectl_milvus::output::{self, Cell, FormatChoice, SCHEMA_VERSION, Structured, Table};
+
+pub const ABOUT: &str = "List Milvus releases (Helm and Milvus Operator) with their health";
+
+pub const LONG_ABOUT: &str = "\
+List the Milvus releases in the current namespace, or in every namespace with -A.
+
+Releases installed with the Milvus Helm chart are found by their labels, and releases managed by the
+Milvus Operator by their Milvus objects (milvuses.milvus.io). Each row shows how the release is managed,
+its mode and Milvus version, how many components have all their replicas ready, and its health: the
+worst health of its components and dependencies.";
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -43,11 +54,28 @@ pub struct Args {
     pub selector: Option<Selector>,
 
     /// Output format: wide, json, yaml or name.
-    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = output::parse_output_format)]
-    pub output: Option<OutputFormat>,
+    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = output::parse_format::<Format>)]
+    pub output: Option<Format>,
 
     #[command(flatten)]
     pub name: NameOverride,
+}
+
+/// `list -o`: a wider table, names only, or the structured printers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Wide,
+    Name,
+    Structured(Structured),
+}
+
+impl FormatChoice for Format {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("json", Format::Structured(Structured::Json)),
+        ("name", Format::Name),
+        ("wide", Format::Wide),
+        ("yaml", Format::Structured(Structured::Yaml)),
+    ];
 }
 
 /// One item of `list -o json|yaml` (the documented schema, `kubectl-milvus/v1` `ReleaseList`).
@@ -92,8 +120,6 @@ struct ReleaseList {
     items: Vec<ReleaseSummary>,
 }
 
-pub const SCHEMA_VERSION: &str = "kubectl-milvus/v1";
-
 pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(), Error> {
     let kube = Kube::connect(flags).await?;
     let scope =
@@ -104,9 +130,8 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     if let Some(selector) = &args.selector {
         releases.retain(|r| release_matches(r, &reading.inventory, selector, &args.name.label));
     }
-    let format = args.output.unwrap_or_default();
-    match format {
-        OutputFormat::Json | OutputFormat::Yaml => {
+    match args.output {
+        Some(Format::Structured(format)) => {
             let list = ReleaseList {
                 api_version: SCHEMA_VERSION,
                 kind: "ReleaseList",
@@ -114,19 +139,19 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
             };
             output::write_structured(out, format, &list)?;
         }
-        OutputFormat::Name => {
+        Some(Format::Name) => {
             for release in &releases {
                 writeln!(out, "milvus/{}", release.name)?;
             }
         }
-        OutputFormat::Table | OutputFormat::Wide => {
+        None | Some(Format::Wide) => {
             if releases.is_empty() {
                 match &scope {
                     Scope::Namespace(ns) => eprintln!("No Milvus releases found in {ns} namespace."),
                     Scope::AllNamespaces => eprintln!("No Milvus releases found."),
                 }
             } else {
-                table(&releases, args.all_namespaces, format == OutputFormat::Wide, options.now)
+                table(&releases, args.all_namespaces, args.output == Some(Format::Wide), options.now)
                     .write(out)?;
             }
         }
@@ -146,19 +171,14 @@ fn release_matches(
         let empty = BTreeMap::new();
         let labels = meta.labels.as_ref().unwrap_or(&empty);
         meta.namespace.as_deref() == Some(release.namespace.as_str())
-            && labels.get("app.kubernetes.io/instance").map(String::as_str) == Some(release.name.as_str())
-            && labels.get("app.kubernetes.io/name").map(String::as_str) == Some(name_label)
+            && labels.get(labels::INSTANCE).map(String::as_str) == Some(release.name.as_str())
+            && labels.get(labels::NAME).map(String::as_str) == Some(name_label)
             && selector.matches(labels)
     };
     let workload_matches = inventory.deployments.iter().any(|d| labels_match(&d.metadata))
         || inventory.stateful_sets.iter().any(|s| labels_match(&s.metadata));
     let cr_matches = inventory.milvuses.iter().any(|cr| {
-        let meta = &cr["metadata"];
-        meta["namespace"].as_str() == Some(release.namespace.as_str())
-            && meta["name"].as_str() == Some(release.name.as_str())
-            && serde_json::from_value::<BTreeMap<String, String>>(meta["labels"].clone())
-                .map(|labels| selector.matches(&labels))
-                .unwrap_or_else(|_| selector.matches(&BTreeMap::new()))
+        cr.namespace() == release.namespace && cr.name() == release.name && selector.matches(cr.labels())
     });
     workload_matches || cr_matches
 }

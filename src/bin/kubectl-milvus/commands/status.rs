@@ -7,15 +7,26 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::NameOverride;
-use super::list::{SCHEMA_VERSION, health_tone};
-use super::release;
-use crate::client::read::{Note, NoteKind};
-use crate::client::{Kube, KubeFlags};
-use crate::error::{Error, exit};
-use crate::milvus::{Component, Dependency, Health, ManagedBy, PodSummary, Release};
-use crate::output::color::Tone;
-use crate::output::{self, Cell, OutputFormat, Table};
-use crate::scale::helm::{self, HelmRelease};
+use super::list::health_tone;
+use kubectl_milvus::client::read::{Note, NoteKind};
+use kubectl_milvus::client::{Kube, KubeFlags};
+use kubectl_milvus::error::{Error, exit};
+use kubectl_milvus::helm::{self, HelmRelease};
+use kubectl_milvus::milvus::{Component, Dependency, Health, ManagedBy, PodSummary, Release};
+use kubectl_milvus::output::color::Tone;
+use kubectl_milvus::output::{self, Cell, FormatChoice, SCHEMA_VERSION, Structured, Table};
+use kubectl_milvus::release;
+
+pub const ABOUT: &str = "Show the health of a release: components, dependencies and failing pods";
+
+pub const LONG_ABOUT: &str = "\
+Show the health of a release: components, dependencies and failing pods.
+
+Prints a summary (how the release is managed, its mode, Milvus version and health), one row per
+component and per dependency (etcd, MinIO, Pulsar, Kafka, Woodpecker), and every pod that is not
+healthy with what is wrong with it: a crash loop with its last exit code, an image that cannot be
+pulled, a pod that cannot be scheduled. With --exit-code the command fails unless the release is
+Healthy, for scripts and CI.";
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -45,8 +56,8 @@ pub struct Args {
     pub all_namespaces: bool,
 
     /// Output format: wide (adds pods), json or yaml.
-    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = output::parse_output_format)]
-    pub output: Option<OutputFormat>,
+    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = output::parse_format::<Format>)]
+    pub output: Option<Format>,
 
     /// List the pods of every component and dependency, as kubectl get pods does.
     #[arg(long)]
@@ -68,6 +79,21 @@ pub struct Args {
     pub name: NameOverride,
 }
 
+/// `status -o`: the pods added to the tables, or the structured printers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Wide,
+    Structured(Structured),
+}
+
+impl FormatChoice for Format {
+    const NAMES: &'static [(&'static str, Self)] = &[
+        ("json", Format::Structured(Structured::Json)),
+        ("wide", Format::Wide),
+        ("yaml", Format::Structured(Structured::Yaml)),
+    ];
+}
+
 /// `status -o json|yaml` (the documented schema, `kubectl-milvus/v1` `ReleaseStatus`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -81,11 +107,6 @@ struct ReleaseStatus<'a> {
 
 pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(), Error> {
     let kube = Kube::connect(flags).await?;
-    if let Some(format) = args.output
-        && format == OutputFormat::Name
-    {
-        return Err(Error::Usage("--output name is not supported by status; use wide, json or yaml".into()));
-    }
     if !args.watch {
         let (release, notes) = gather(&kube, &args).await?;
         render(&release, &notes, &args, out)?;
@@ -174,8 +195,7 @@ fn exit_for(release: &Release, args: &Args) -> Result<(), Error> {
 }
 
 fn render(release: &Release, notes: &[Note], args: &Args, out: &mut dyn Write) -> Result<(), Error> {
-    let format = args.output.unwrap_or_default();
-    if format.is_structured() {
+    if let Some(Format::Structured(format)) = args.output {
         let status = ReleaseStatus {
             api_version: SCHEMA_VERSION,
             kind: "ReleaseStatus",
@@ -194,7 +214,7 @@ fn render(release: &Release, notes: &[Note], args: &Args, out: &mut dyn Write) -
         writeln!(out, "{}", Tone::Bold.paint("Dependencies", owo_colors::Stream::Stdout))?;
         dependencies_table(&release.dependencies, now).write(out)?;
     }
-    if args.pods || format == OutputFormat::Wide {
+    if args.pods || args.output == Some(Format::Wide) {
         writeln!(out)?;
         writeln!(out, "{}", Tone::Bold.paint("Pods", owo_colors::Stream::Stdout))?;
         pods_table(release, now).write(out)?;

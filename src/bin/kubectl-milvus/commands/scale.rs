@@ -1,0 +1,302 @@
+//! `kubectl milvus scale RELEASE COMPONENT=N…`: the arguments, and the printing of what the scale engine
+//! ([`kubectl_milvus::scale::engine`]) plans and does.
+
+use std::io::Write;
+use std::time::Duration;
+
+use kubectl_milvus::client::{Kube, KubeFlags};
+use kubectl_milvus::error::Error;
+use kubectl_milvus::helm;
+use kubectl_milvus::milvus::{ManagedBy, Release};
+use kubectl_milvus::output::progress::Progress;
+use kubectl_milvus::output::{self, Cell, Structured, Table, color::Tone, diff};
+use kubectl_milvus::release;
+use kubectl_milvus::scale::engine::{ChangeResult, Engine, Event, Reporter};
+use kubectl_milvus::scale::owner::DryRun;
+use kubectl_milvus::scale::plan::{self, PlanOptions};
+use kubectl_milvus::scale::report::{self, HelmNote, ScaleResult};
+use kubectl_milvus::scale::target::{self, Target};
+use kubectl_milvus::scale::wait::{self, Interrupt};
+
+use super::{NameOverride, warn};
+
+pub const ABOUT: &str =
+    "Change worker replicas through the object that owns them (Deployment or Milvus object)";
+
+pub const LONG_ABOUT: &str = "\
+Change worker replicas through the object that owns them.
+
+Scales the worker components (proxy, querynode, datanode, indexnode, streamingnode) through the
+object that owns their replicas: the workload of a Helm release, or the Milvus object of a Milvus
+Operator release. Coordinators are never scaled out.
+
+The plan is checked against Milvus's rules before anything changes; --dry-run prints it with a
+kubectl-diff of every object that would change, and --wait follows the rollout until the new
+replicas are ready.";
+
+pub const EXAMPLES: &str = "\
+Examples:
+  # Preview: the plan and a kubectl-diff of every object that would change, nothing sent
+  kubectl milvus scale my-release querynode=3 --dry-run
+
+  # Let the API server validate the change without storing it
+  kubectl milvus scale my-release querynode=3 --dry-run=server
+
+  # Scale query nodes to 3 and wait until they are ready
+  kubectl milvus scale my-release querynode=3 --wait
+
+  # Relative changes, several components at once
+  kubectl milvus scale my-release querynode=+2 datanode=-1
+
+  # kubectl's form
+  kubectl milvus scale my-release querynode --replicas=3
+
+  # A resource group (Helm replicaResourceGroups) or operator deployment group
+  kubectl milvus scale my-release 'querynode[rg1]=4'
+
+  # Scale in from 5 to 2 two replicas at a time instead of one
+  kubectl milvus scale my-release datanode=2 --step 2";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The release: the Helm release name or the Milvus object name.
+    #[arg(value_name = "RELEASE")]
+    pub release: String,
+
+    /// COMPONENT=N (absolute), COMPONENT=+N / COMPONENT=-N (relative), COMPONENT[GROUP]=N for a group;
+    /// or one COMPONENT with --replicas.
+    #[arg(value_name = "COMPONENT=REPLICAS", required = true)]
+    pub targets: Vec<String>,
+
+    /// The new number of replicas for the one COMPONENT named (kubectl scale's form; +N/-N are relative).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub replicas: Option<String>,
+
+    /// none (apply), client (print the plan and diff, send nothing) or server (validate with dryRun=All).
+    /// A bare --dry-run means client.
+    #[arg(long, value_enum, value_name = "STRATEGY", num_args = 0..=1, default_missing_value = "client", default_value = "none")]
+    pub dry_run: DryRun,
+
+    /// Wait until every changed component has all its replicas ready and updated.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// How long to wait (with --wait, and between gentle scale-in steps) before giving up.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+
+    /// Scale in at most this many replicas at a time, waiting for the component to be healthy between
+    /// steps, as the Milvus documentation recommends. 0 scales in one change.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub step: u32,
+
+    /// Allow scaling a worker to 0, which makes the release unavailable.
+    #[arg(long)]
+    pub allow_zero: bool,
+
+    /// Output format for the plan and result: json or yaml.
+    #[arg(short = 'o', long, value_name = "FORMAT", value_parser = output::parse_format::<Structured>)]
+    pub output: Option<Structured>,
+
+    #[command(flatten)]
+    pub name: NameOverride,
+}
+
+pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(), Error> {
+    let targets = parse_targets(&args)?;
+    if std::env::args().any(|a| a == "--dry-run") {
+        eprintln!("Warning: --dry-run is deprecated and can be replaced with --dry-run=client.");
+    }
+    let kube = Kube::connect(flags).await?;
+    let lookup = release::Lookup { name: &args.release, all_namespaces: false, name_label: &args.name.label };
+    // The release and its Helm record are independent: read them concurrently.
+    let (found, helm_record) = futures::join!(
+        release::find(&kube, &lookup),
+        helm::read_deployed(&kube, &kube.namespace, &args.release)
+    );
+    let found = found?;
+    let release = &found.release;
+    let options =
+        PlanOptions { allow_zero: args.allow_zero, step: i32::try_from(args.step).unwrap_or(i32::MAX) };
+    let changes = plan::plan(release, found.milvus_object(), &targets, options)
+        .map_err(|refusals| refused(release, &refusals))?;
+
+    let mut warnings: Vec<String> = found.notes.iter().map(|n| n.message.clone()).collect();
+    let helm = HelmNote::new(release, &changes, &helm_record);
+    if let (ManagedBy::Helm { .. }, Err(why)) = (&release.managed_by, &helm_record) {
+        warnings.push(format!("the replicas recorded in the Helm release could not be checked: {why}"));
+    }
+    if args.output.is_none() {
+        print_plan(release, &changes, args.dry_run, out)?;
+    }
+
+    let engine = Engine {
+        kube: &kube,
+        namespace: &release.namespace,
+        release: &release.name,
+        name_label: &args.name.label,
+        operator: matches!(release.managed_by, ManagedBy::Operator { .. }),
+        options,
+        wait: args.wait,
+        timeout: args.timeout,
+        interrupt: Interrupt::install(),
+    };
+    let mut results: Vec<ChangeResult> = changes.into_iter().map(ChangeResult::new).collect();
+    let outcome = {
+        let mut reporter = Text {
+            out: &mut *out,
+            dry_run: args.dry_run,
+            quiet: args.output.is_some(),
+            progress: Progress::new(args.output.is_some()),
+        };
+        match args.dry_run {
+            DryRun::None => engine.apply(&mut results, &mut reporter).await,
+            DryRun::Client | DryRun::Server => {
+                engine.preview(args.dry_run, &mut results, &mut reporter).await
+            }
+        }
+    };
+
+    let changed_any = results.iter().any(|r| !r.applied.is_empty());
+    if let Some(format) = args.output {
+        output::write_structured(
+            out,
+            format,
+            &ScaleResult::new(release, args.dry_run, &results, helm.as_ref(), &warnings),
+        )?;
+    } else if let Some(helm) = &helm
+        && (changed_any || args.dry_run != DryRun::None)
+    {
+        helm.warnings(&release.name).iter().for_each(|w| warn(w));
+        eprintln!("To make the change permanent, run:\n  {}", helm.command);
+    }
+    warnings.iter().for_each(|w| warn(w));
+    outcome
+}
+
+/// The engine's events as kubectl-style text: result lines and diffs on stdout, notes on stderr,
+/// progress as bars or timestamped lines. With `-o json|yaml` only the interruption notice remains.
+struct Text<'a> {
+    out: &'a mut dyn Write,
+    dry_run: DryRun,
+    quiet: bool,
+    progress: Progress,
+}
+
+impl Reporter for Text<'_> {
+    fn event(&mut self, event: Event<'_>) {
+        if let Event::Interrupted { report } = &event {
+            eprintln!("{report}");
+        } else if !self.quiet {
+            // A closed stdout fails again, and is reported, when the final output is written.
+            let _ = self.render(event);
+        }
+    }
+}
+
+impl Text<'_> {
+    fn render(&mut self, event: Event<'_>) -> std::io::Result<()> {
+        match event {
+            Event::Diff { diff, .. } => write!(self.out, "{}", diff::paint(diff))?,
+            Event::Written { change, from, to } => writeln!(
+                self.out,
+                "{}{}",
+                report::result_line(&change.owner, from, to),
+                self.dry_run.suffix()
+            )?,
+            Event::Conflict { owner } => eprintln!(
+                "{} changed between reading and writing it (409 Conflict): reading it again",
+                owner.reference()
+            ),
+            Event::Replanned { change, expected, current } => eprintln!(
+                "{} changed since it was read: {} is {current}, not {expected}. Re-planned {}: {current} → {}",
+                change.owner.reference(),
+                change.owner.field(),
+                change.component,
+                change.to,
+            ),
+            Event::Waiting { release, watched } => self.progress.show(release, watched),
+            Event::WaitEnded => self.progress.finish(),
+            Event::Ready { watched } => {
+                for w in watched {
+                    writeln!(self.out, "{}: {} of {} replicas ready", w.component, w.target, w.target)?;
+                }
+            }
+            Event::TimedOut { release: Some(release), watched } => {
+                let problems: Vec<_> =
+                    watched.iter().flat_map(|w| wait::problems(release, &w.component)).collect();
+                if !problems.is_empty() {
+                    let mut table = Table::new(["POD", "OWNER", "REASON"]);
+                    for p in problems {
+                        table.push(vec![
+                            Cell::new(&p.pod),
+                            Cell::new(&p.owner),
+                            Cell::toned(&p.reason, Tone::Bad),
+                        ]);
+                    }
+                    writeln!(self.out, "\nProblems")?;
+                    table.write(self.out)?;
+                }
+            }
+            // The error the run ends with says what was applied after a failure; an interruption ends
+            // with its exit code alone.
+            Event::Failed { applied, interrupted: true } => eprintln!("{applied}"),
+            Event::TimedOut { release: None, .. } | Event::Failed { .. } | Event::Interrupted { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+/// `querynode=3 datanode=-1`, or `querynode --replicas=3`.
+fn parse_targets(args: &Args) -> Result<Vec<Target>, Error> {
+    let Some(replicas) = &args.replicas else {
+        let (targets, errors): (Vec<_>, Vec<_>) =
+            args.targets.iter().map(|t| target::parse_assignment(t)).partition(Result::is_ok);
+        let errors: Vec<String> = errors.into_iter().filter_map(Result::err).collect();
+        if !errors.is_empty() {
+            return Err(Error::Usage(errors.join("\nerror: ")));
+        }
+        return Ok(targets.into_iter().filter_map(Result::ok).collect());
+    };
+    let [component] = args.targets.as_slice() else {
+        return Err(Error::Usage(
+            "--replicas takes exactly one COMPONENT (e.g. scale my-release querynode --replicas=3)".into(),
+        ));
+    };
+    if component.contains('=') {
+        return Err(Error::Usage(format!("give either {component} or --replicas, not both")));
+    }
+    let (component, group) = target::parse_component(component).map_err(Error::Usage)?;
+    let change =
+        target::parse_change(replicas).map_err(|e| Error::Usage(format!("invalid --replicas: {e}")))?;
+    Ok(vec![Target { component, group, change }])
+}
+
+fn refused(release: &Release, refusals: &[String]) -> Error {
+    let mut message = format!("cannot scale {}:", release.name);
+    if let [one] = refusals {
+        message.push(' ');
+        message.push_str(one);
+    } else {
+        for refusal in refusals {
+            message.push_str("\n  - ");
+            message.push_str(refusal);
+        }
+    }
+    message.push_str("\nNothing was changed.");
+    Error::Failed(message)
+}
+
+fn print_plan(
+    release: &Release,
+    changes: &[plan::PlannedChange],
+    dry_run: DryRun,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let heading = if dry_run == DryRun::None { "Plan" } else { "Plan (dry run)" };
+    let (name, managed_by, namespace) = (&release.name, release.managed_by.short(), &release.namespace);
+    writeln!(out, "{heading} for {name} ({managed_by}, namespace {namespace}):")?;
+    report::plan_table(changes).write(out)?;
+    writeln!(out)?;
+    Ok(())
+}

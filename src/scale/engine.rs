@@ -1,0 +1,365 @@
+//! The scale engine: runs a plan against the owners of the replicas and says what happened.
+//!
+//! Each step of each change reads the owner, checks that it still holds the value the plan expects
+//! (re-planning from the new value when someone else changed it), and patches it with the
+//! `resourceVersion` that was read (a 409 Conflict is read again, at most three times). Between
+//! scale-in steps, and at the end with `--wait`, it waits until the component is ready again. Ctrl-C
+//! stops it at the next safe point. Whatever happens, every change ends with a [`ChangeStatus`] that
+//! says what is true, and the [`Reporter`] hears each event as it happens.
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::owner::{DryRun, Owner, is_conflict};
+use super::plan::{self, PlanOptions, PlannedChange};
+use super::wait::{self, Interrupt, Outcome, Waiter, Watched};
+use crate::client::Kube;
+use crate::error::{Error, exit};
+use crate::milvus::Release;
+use crate::output::diff;
+
+/// Where a change stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeStatus {
+    /// Not applied: a dry run, or a run that stopped before it reached this change.
+    Planned,
+    /// The owner already holds the target.
+    Unchanged,
+    /// Every step was written.
+    Scaled,
+    /// A step could not be written, or the component did not become ready between steps; `applied`
+    /// says which values were written before that.
+    Failed,
+    /// Ctrl-C stopped it between steps; `applied` says which values were written.
+    Interrupted,
+}
+
+/// One change and what became of it (an item of `scale -o json`'s `changes`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeResult {
+    #[serde(flatten)]
+    pub plan: PlannedChange,
+    /// The values written, in order (empty for a dry run or no change).
+    pub applied: Vec<i32>,
+    pub status: ChangeStatus,
+    /// The kubectl-diff of a dry run.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub diff: String,
+}
+
+impl ChangeResult {
+    pub fn new(plan: PlannedChange) -> Self {
+        let status = if plan.is_change() { ChangeStatus::Planned } else { ChangeStatus::Unchanged };
+        ChangeResult { plan, applied: Vec::new(), status, diff: String::new() }
+    }
+}
+
+/// What the engine tells as it goes.
+pub enum Event<'a> {
+    /// A dry run's diff of one owner.
+    Diff { change: &'a PlannedChange, diff: &'a str },
+    /// A value was written (in a dry run: would be written).
+    Written { change: &'a PlannedChange, from: i32, to: i32 },
+    /// The owner changed between reading and writing it (409 Conflict): it is read again.
+    Conflict { owner: &'a Owner },
+    /// The owner held `current`, not the `expected` value: the change was re-planned from there.
+    Replanned { change: &'a PlannedChange, expected: i32, current: i32 },
+    /// The release as last read, while waiting for `watched`.
+    Waiting { release: &'a Release, watched: &'a [Watched] },
+    /// Waiting ended, for whatever reason.
+    WaitEnded,
+    /// `--wait`: every watched component is ready.
+    Ready { watched: &'a [Watched] },
+    /// Waiting ran out of time; the pods that keep the components from being ready.
+    TimedOut { release: Option<&'a Release>, watched: &'a [Watched] },
+    /// Ctrl-C: where each change stands, in words (for stderr, whatever the output format).
+    Interrupted { report: &'a str },
+    /// The run stopped midway (`interrupted` by Ctrl-C, else failed): what was applied, in words. After a
+    /// failure the error the run ends with carries the same words.
+    Failed { applied: &'a str, interrupted: bool },
+}
+
+/// Renders the engine's events: text, progress bars, or nothing (structured output).
+pub trait Reporter {
+    fn event(&mut self, event: Event<'_>);
+}
+
+/// Everything a run needs.
+pub struct Engine<'a> {
+    pub kube: &'a Kube,
+    pub namespace: &'a str,
+    pub release: &'a str,
+    pub name_label: &'a str,
+    pub operator: bool,
+    pub options: PlanOptions,
+    pub wait: bool,
+    pub timeout: std::time::Duration,
+    pub interrupt: Interrupt,
+}
+
+/// Why a step did not write its value.
+enum StepError {
+    /// The owner held `current` replicas, not the expected value: the steps were re-planned from there.
+    Replanned {
+        current: i32,
+    },
+    Failed(Error),
+}
+
+impl Engine<'_> {
+    fn waiter(&self) -> Waiter<'_> {
+        Waiter {
+            kube: self.kube,
+            namespace: self.namespace,
+            release: self.release,
+            name_label: self.name_label,
+            operator: self.operator,
+            interrupt: &self.interrupt,
+        }
+    }
+
+    fn api_error(&self, error: kube::Error) -> Error {
+        Error::api(error, &self.kube.server)
+    }
+
+    /// `--dry-run=client|server`: the diff of every object that would change, and the result lines.
+    pub async fn preview(
+        &self,
+        dry_run: DryRun,
+        results: &mut [ChangeResult],
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), Error> {
+        for result in results.iter_mut().filter(|r| r.plan.is_change()) {
+            let owner = &result.plan.owner;
+            let live = owner.get(self.kube, self.namespace).await.map_err(|e| self.api_error(e))?;
+            let body = owner.patch_body(&live, result.plan.to).map_err(Error::Failed)?;
+            let merged = if dry_run == DryRun::Server {
+                owner.patch(self.kube, self.namespace, &body, true).await.map_err(|e| self.api_error(e))?
+            } else {
+                let mut merged = live.clone();
+                json_patch::merge(&mut merged, &body);
+                merged
+            };
+            result.diff = diff::unified(&live, &merged);
+            reporter.event(Event::Diff { change: &result.plan, diff: &result.diff });
+        }
+        for result in results.iter().filter(|r| r.plan.is_change()) {
+            reporter.event(Event::Written {
+                change: &result.plan,
+                from: result.plan.from,
+                to: result.plan.to,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies each change step by step, in the plan's order; stops at the first failure or at Ctrl-C,
+    /// leaving every change's status true, and reports exactly what changed and what did not.
+    pub async fn apply(
+        &self,
+        results: &mut [ChangeResult],
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), Error> {
+        let deadline = Instant::now() + self.timeout;
+        for index in 0..results.len() {
+            if !results[index].plan.is_change() {
+                continue;
+            }
+            if let Err(error) = self.apply_change(&mut results[index], deadline, reporter).await {
+                let applied = applied_report(results);
+                let interrupted = matches!(error, Error::Exit(_));
+                reporter.event(Event::Failed { applied: &applied, interrupted });
+                return Err(match error {
+                    Error::Exit(code) => Error::Exit(code),
+                    other => Error::Failed(format!("{other}\n{applied}")),
+                });
+            }
+        }
+        if !self.wait {
+            return Ok(());
+        }
+        let watched: Vec<Watched> = results
+            .iter()
+            .filter(|r| r.status == ChangeStatus::Scaled)
+            .map(|r| Watched { component: r.plan.component.clone(), target: r.plan.to })
+            .collect();
+        if watched.is_empty() {
+            return Ok(());
+        }
+        match self.waiter().until_ready(&watched, deadline, reporter).await? {
+            Outcome::Ready => {
+                reporter.event(Event::Ready { watched: &watched });
+                Ok(())
+            }
+            Outcome::TimedOut(release) => Err(self.timed_out(release.as_ref(), &watched, reporter)),
+            Outcome::Interrupted(release) => Err(self.interrupted(release.as_ref(), results, reporter)),
+        }
+    }
+
+    /// One component: each step re-reads the owner, patches with its resourceVersion, and (between
+    /// scale-in steps) waits for the component to be healthy. The status says where it ended.
+    async fn apply_change(
+        &self,
+        result: &mut ChangeResult,
+        deadline: Instant,
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), Error> {
+        let outcome = self.run_steps(result, deadline, reporter).await;
+        match &outcome {
+            Ok(()) => {}
+            Err(Error::Exit(exit::INTERRUPTED)) => result.status = ChangeStatus::Interrupted,
+            Err(_) => result.status = ChangeStatus::Failed,
+        }
+        outcome
+    }
+
+    async fn run_steps(
+        &self,
+        result: &mut ChangeResult,
+        deadline: Instant,
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), Error> {
+        let mut expected = result.plan.from;
+        let mut index = 0;
+        while index < result.plan.steps.len() {
+            if self.interrupt.is_set() {
+                return Err(self.interrupted(None, std::slice::from_ref(result), reporter));
+            }
+            let value = result.plan.steps[index];
+            match self.write_step(result, expected, value, reporter).await {
+                Ok(()) => {}
+                Err(StepError::Replanned { current }) => {
+                    // Someone else changed the replicas: continue from what is there now.
+                    if result.plan.steps.is_empty() && result.applied.is_empty() {
+                        result.status = ChangeStatus::Unchanged;
+                    }
+                    expected = current;
+                    index = 0;
+                    continue;
+                }
+                Err(StepError::Failed(error)) => return Err(error),
+            }
+            result.applied.push(value);
+            result.status = ChangeStatus::Scaled;
+            expected = value;
+            index += 1;
+            if index < result.plan.steps.len() {
+                let watched = [Watched { component: result.plan.component.clone(), target: value }];
+                match self.waiter().until_ready(&watched, deadline, reporter).await? {
+                    Outcome::Ready => {}
+                    Outcome::TimedOut(release) => {
+                        return Err(self.timed_out(release.as_ref(), &watched, reporter));
+                    }
+                    Outcome::Interrupted(release) => {
+                        return Err(self.interrupted(
+                            release.as_ref(),
+                            std::slice::from_ref(result),
+                            reporter,
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one value: read, check, patch. If the owner no longer holds what the plan expected, the
+    /// change is re-planned from the new value. A 409 Conflict (the object changed between this read and
+    /// the write) is retried from a fresh read, at most 3 times.
+    async fn write_step(
+        &self,
+        result: &mut ChangeResult,
+        expected: i32,
+        value: i32,
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), StepError> {
+        const ATTEMPTS: u32 = 3;
+        let owner = result.plan.owner.clone();
+        for attempt in 1..=ATTEMPTS {
+            let live = owner
+                .get(self.kube, self.namespace)
+                .await
+                .map_err(|e| StepError::Failed(self.api_error(e)))?;
+            let current = owner.current(&live).map_err(|e| StepError::Failed(Error::Failed(e)))?;
+            if current != expected {
+                plan::replan(&mut result.plan, self.release, current, &result.applied, self.options)
+                    .map_err(|e| StepError::Failed(Error::Failed(e)))?;
+                reporter.event(Event::Replanned { change: &result.plan, expected, current });
+                return Err(StepError::Replanned { current });
+            }
+            let body = owner.patch_body(&live, value).map_err(|e| StepError::Failed(Error::Failed(e)))?;
+            match owner.patch(self.kube, self.namespace, &body, false).await {
+                Ok(_) => {
+                    reporter.event(Event::Written { change: &result.plan, from: current, to: value });
+                    return Ok(());
+                }
+                Err(error) if is_conflict(&error) && attempt < ATTEMPTS => {
+                    reporter.event(Event::Conflict { owner: &owner });
+                }
+                Err(error) => return Err(StepError::Failed(self.api_error(error))),
+            }
+        }
+        Err(StepError::Failed(Error::Failed(format!(
+            "{} kept changing; nothing more was written",
+            owner.reference()
+        ))))
+    }
+
+    fn timed_out(
+        &self,
+        release: Option<&Release>,
+        watched: &[Watched],
+        reporter: &mut dyn Reporter,
+    ) -> Error {
+        let mut lines =
+            vec![format!("timed out after {} waiting for", humantime::format_duration(self.timeout))];
+        if let Some(release) = release {
+            for w in watched {
+                lines.push(format!("  {}", wait::describe(release, &w.component, w.target)));
+            }
+        }
+        reporter.event(Event::TimedOut { release, watched });
+        Error::Failed(lines.join("\n"))
+    }
+
+    fn interrupted(
+        &self,
+        release: Option<&Release>,
+        results: &[ChangeResult],
+        reporter: &mut dyn Reporter,
+    ) -> Error {
+        let mut lines = vec!["interrupted: stopped after the current step".to_string()];
+        for r in results.iter().filter(|r| r.plan.is_change()) {
+            let now = release
+                .and_then(|rel| wait::component(rel, &r.plan.component))
+                .map(|c| format!(" (now {} desired, {} ready)", c.desired, c.ready))
+                .unwrap_or_default();
+            let (component, from, to) = (&r.plan.component, r.plan.from, r.plan.to);
+            lines.push(match r.applied.last().copied() {
+                Some(last) if last == to => format!("  {component}: scaled {from} → {to}{now}"),
+                Some(last) => format!(
+                    "  {component}: at {last} of the way {from} → {to}{now}; run the same command again to continue"
+                ),
+                None => format!("  {component}: not changed ({from}){now}"),
+            });
+        }
+        reporter.event(Event::Interrupted { report: &lines.join("\n") });
+        Error::Exit(exit::INTERRUPTED)
+    }
+}
+
+/// What changed and what did not, for a run that stopped midway.
+pub fn applied_report(results: &[ChangeResult]) -> String {
+    let mut lines = vec!["What was applied:".to_string()];
+    for r in results.iter().filter(|r| r.plan.is_change()) {
+        let (component, from, to) = (&r.plan.component, r.plan.from, r.plan.to);
+        lines.push(match r.applied.last() {
+            Some(last) if *last == to => format!("  {component}: scaled {from} → {to}"),
+            Some(last) => format!("  {component}: partly, at {last} ({from} → {to} planned)"),
+            None => format!("  {component}: not changed ({from})"),
+        });
+    }
+    lines.join("\n")
+}

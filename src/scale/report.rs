@@ -1,0 +1,153 @@
+//! What a scale run shows: the plan table, kubectl's result lines, Helm's copy of the values, and the
+//! `ScaleResult` of `-o json|yaml` (schema `kubectl-milvus/v1`).
+
+use serde::Serialize;
+
+use super::engine::ChangeResult;
+use super::owner::{DryRun, Owner};
+use super::plan::PlannedChange;
+use crate::helm::HelmRelease;
+use crate::milvus::{ManagedBy, Release};
+use crate::output::color::Tone;
+use crate::output::{Cell, SCHEMA_VERSION, Table};
+
+/// `scale -o json|yaml`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleResult<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    release: &'a str,
+    namespace: &'a str,
+    managed_by: &'static str,
+    dry_run: DryRun,
+    changes: &'a [ChangeResult],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    helm: Option<&'a HelmNote>,
+    warnings: &'a [String],
+}
+
+impl<'a> ScaleResult<'a> {
+    pub fn new(
+        release: &'a Release,
+        dry_run: DryRun,
+        changes: &'a [ChangeResult],
+        helm: Option<&'a HelmNote>,
+        warnings: &'a [String],
+    ) -> Self {
+        ScaleResult {
+            api_version: SCHEMA_VERSION,
+            kind: "ScaleResult",
+            release: &release.name,
+            namespace: &release.namespace,
+            managed_by: release.managed_by.short(),
+            dry_run,
+            changes,
+            helm,
+            warnings,
+        }
+    }
+}
+
+/// What the Helm release records for the changed values, and the command that makes the change
+/// permanent.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmNote {
+    /// What the release records for each changed value, when it could be read.
+    pub recorded: Vec<(String, Option<i64>)>,
+    /// The command that makes the new values permanent.
+    pub command: String,
+    pub readable: bool,
+}
+
+impl HelmNote {
+    /// The note for a Helm release's changes; `None` for an operator release or when no Helm value changes.
+    pub fn new(
+        release: &Release,
+        changes: &[PlannedChange],
+        record: &Result<Option<HelmRelease>, String>,
+    ) -> Option<HelmNote> {
+        if !matches!(release.managed_by, ManagedBy::Helm { .. }) {
+            return None;
+        }
+        let settings: Vec<(String, i32)> = changes
+            .iter()
+            .filter(|c| c.is_change())
+            .filter_map(|c| c.helm_value.clone().map(|v| (v, c.to)))
+            .collect();
+        if settings.is_empty() {
+            return None;
+        }
+        let keys = settings.iter().map(|(key, _)| key.clone());
+        Some(match record {
+            Ok(Some(helm)) => HelmNote {
+                recorded: keys.map(|key| (key.clone(), helm.recorded_replicas(&key))).collect(),
+                command: helm.upgrade_command(&release.name, &release.namespace, &settings),
+                readable: true,
+            },
+            _ => {
+                let sets: Vec<String> = settings.iter().map(|(k, v)| format!("--set {k}={v}")).collect();
+                HelmNote {
+                    recorded: keys.map(|key| (key, None)).collect(),
+                    command: format!(
+                        "helm upgrade {} milvus/milvus -n {} --reuse-values {}",
+                        release.name,
+                        release.namespace,
+                        sets.join(" ")
+                    ),
+                    readable: false,
+                }
+            }
+        })
+    }
+
+    /// What Helm will set back at the next `helm upgrade`, one warning per value.
+    pub fn warnings(&self, release: &str) -> Vec<String> {
+        self
+            .recorded
+            .iter()
+            .filter_map(|(key, recorded)| match recorded {
+                Some(value) => Some(format!(
+                    "the Helm release {release} still records {key}={value}: the next `helm upgrade` of this release sets it back."
+                )),
+                None if self.readable => Some(format!(
+                    "the Helm release {release} records no {key}: the next `helm upgrade` of this release sets the chart default back."
+                )),
+                None => None,
+            })
+            .collect()
+    }
+}
+
+/// The plan as a table: component, current and target replicas, the steps, and the owner's field.
+pub fn plan_table(changes: &[PlannedChange]) -> Table {
+    let mut table = Table::new(["COMPONENT", "CURRENT", "TARGET", "STEPS", "OBJECT"]);
+    for change in changes {
+        let steps = if change.is_change() {
+            std::iter::once(change.from)
+                .chain(change.steps.iter().copied())
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(" → ")
+        } else {
+            "unchanged".into()
+        };
+        table.push(vec![
+            Cell::new(&change.component),
+            Cell::new(change.from.to_string()),
+            Cell::toned(change.to.to_string(), if change.is_change() { Tone::Bold } else { Tone::Plain }),
+            Cell::new(steps),
+            Cell::new(format!("{} ({})", change.owner.reference(), change.owner.field())),
+        ]);
+    }
+    table
+}
+
+/// kubectl's result line: `deployment.apps/x scaled (1 → 3)`, `milvus.milvus.io/x patched (queryNode.replicas 1 → 3)`.
+pub fn result_line(owner: &Owner, from: i32, to: i32) -> String {
+    match owner {
+        Owner::Deployment { .. } => format!("{} scaled ({from} → {to})", owner.reference()),
+        Owner::Milvus { .. } => format!("{} patched ({} {from} → {to})", owner.reference(), owner.field()),
+    }
+}
