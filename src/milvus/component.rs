@@ -104,7 +104,7 @@ use ComponentRole::{Auxiliary, Coordinator, Standalone as AllInOne, Worker};
 
 /// Every known component, in display order (coordinators, workers, standalone, add-ons). Adding a
 /// component kind is adding a variant and its row here.
-pub static KINDS: [KindInfo; 14] = [
+pub static KINDS: &[KindInfo] = &[
     kind(ComponentKind::MixCoord, "mixcoord", "mixCoordinator", Some("mixCoord"), Coordinator, true),
     kind(ComponentKind::RootCoord, "rootcoord", "rootCoordinator", Some("rootCoord"), Coordinator, true),
     kind(ComponentKind::QueryCoord, "querycoord", "queryCoordinator", Some("queryCoord"), Coordinator, true),
@@ -316,6 +316,19 @@ impl fmt::Display for DependencyKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_table_names_each_kind_once_and_orders_them() {
+        for (i, info) in KINDS.iter().enumerate() {
+            assert_eq!(info.kind.info().map(|found| found.label), Some(info.label), "{}", info.label);
+            assert_eq!(info.kind.display_order(), i, "{}", info.label);
+            assert_eq!(KINDS.iter().filter(|other| other.label == info.label).count(), 1, "{}", info.label);
+            assert_eq!(ComponentKind::parse(info.helm_values_key), Some(info.kind.clone()), "{}", info.label);
+        }
+        assert_eq!(ComponentKind::Other("x".into()).display_order(), KINDS.len());
+        assert_eq!(ComponentKind::Cdc.max_replicas().map(|(max, _)| max), Some(1));
+        assert!(ComponentKind::Cdc.is_scalable() && !ComponentKind::Attu.is_scalable());
+    }
 
     #[test]
     fn labels_round_trip() {

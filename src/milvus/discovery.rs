@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use super::labels::{self, Class};
 use super::object::Milvus;
 use super::pods::assign_pods;
-use super::rows::{self, ComponentGroups, Ctx, DepCandidate, min_time};
-use super::workload::{Workload, image_tag};
+use super::rows::{self, ComponentGroups, Ctx, DepCandidate};
+use super::workload::{Workload, image_tag, min_time};
 use super::{ComponentKind, DependencyKind, DiscoveryOptions, Inventory, ManagedBy, Mode, Release, health};
 
 /// Discovers every Milvus release in `inv`, sorted by (namespace, name). Pure: no I/O.
@@ -164,7 +164,7 @@ fn infer_mode(ctx: &Ctx<'_, '_>, groups: &ComponentGroups) -> Mode {
         groups
             .iter()
             .filter(|((k, _), ws)| {
-                k.is_server() && (!only_running || ws.iter().any(|w| ctx.workloads[*w].desired > 0))
+                k.is_server() && (!only_running || ws.iter().any(|w| ctx.workloads[*w].facts.desired > 0))
             })
             .map(|((k, _), _)| k)
             .collect()

@@ -138,7 +138,7 @@ fn waiting_statuses(pods: &[PodSummary]) -> String {
 /// The health rules of one component or dependency row (see [`Health`] for the contract).
 pub(crate) fn evaluate(f: &RowFacts, essential: bool) -> RowEval {
     let kinds = problem_kinds(&f.problems);
-    if f.desired == 0 {
+    if f.replicas.desired == 0 {
         let live = f.pods.iter().filter(|p| p.status != "Terminating").count();
         let (health, detail) = if !f.problems.is_empty() {
             (Health::Degraded, kinds)
@@ -149,21 +149,21 @@ pub(crate) fn evaluate(f: &RowFacts, essential: bool) -> RowEval {
         };
         return RowEval { health, summary: "scaled to 0".to_string(), detail };
     }
-    let summary = format!("{}/{} ready", f.ready, f.desired);
+    let summary = format!("{}/{} ready", f.replicas.ready, f.replicas.desired);
     let rollout = || {
-        if f.updated < f.desired {
-            format!("rolling out, {}/{} updated", f.updated, f.desired)
+        if f.replicas.updated < f.replicas.desired {
+            format!("rolling out, {}/{} updated", f.replicas.updated, f.replicas.desired)
         } else {
             "old replicas terminating".to_string()
         }
     };
-    let (health, detail) = if f.ready == 0 {
+    let (health, detail) = if f.replicas.ready == 0 {
         let health = if essential { Health::Unavailable } else { Health::Degraded };
         let detail = if !kinds.is_empty() {
             kinds
-        } else if let Some(m) = &f.replica_failure {
+        } else if let Some(m) = &f.replicas.replica_failure {
             format!("ReplicaFailure: {m}")
-        } else if f.deadline_exceeded {
+        } else if f.replicas.deadline_exceeded {
             "ProgressDeadlineExceeded".to_string()
         } else if f.pods.is_empty() {
             "no pods".to_string()
@@ -173,19 +173,21 @@ pub(crate) fn evaluate(f: &RowFacts, essential: bool) -> RowEval {
         (health, detail)
     } else if !kinds.is_empty() {
         (Health::Degraded, kinds)
-    } else if f.deadline_exceeded {
+    } else if f.replicas.deadline_exceeded {
         (Health::Degraded, "ProgressDeadlineExceeded".to_string())
-    } else if let Some(m) = f.replica_failure.as_ref().filter(|_| f.ready < f.desired) {
+    } else if let Some(m) =
+        f.replicas.replica_failure.as_ref().filter(|_| f.replicas.ready < f.replicas.desired)
+    {
         (Health::Degraded, format!("ReplicaFailure: {m}"))
-    } else if f.ready < f.desired {
-        let detail = if f.rollout_pending {
+    } else if f.replicas.ready < f.replicas.desired {
+        let detail = if f.replicas.rollout_pending {
             rollout()
         } else {
             let w = waiting_statuses(&f.pods);
             if w.is_empty() { "starting".to_string() } else { w }
         };
         (Health::Progressing, detail)
-    } else if f.rollout_pending {
+    } else if f.replicas.rollout_pending {
         (Health::Progressing, rollout())
     } else {
         (Health::Healthy, String::new())

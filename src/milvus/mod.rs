@@ -12,8 +12,6 @@ mod object;
 mod pods;
 mod problems;
 mod rows;
-#[cfg(test)]
-mod tests;
 mod workload;
 
 pub use component::{ComponentKind, ComponentRole, DependencyKind, KINDS, KindInfo};
@@ -21,7 +19,7 @@ pub use discovery::discover;
 pub use duration::human_duration;
 pub use health::Health;
 pub use object::{Milvus, ReplicasError};
-pub use problems::{PodProblem, ProblemKind};
+pub use problems::{PodProblem, ProblemKind, detect_problem, pod_status, pod_summary};
 pub use workload::image_tag;
 
 use jiff::Timestamp;

@@ -11,7 +11,7 @@ use super::health::{Contributor, evaluate};
 use super::labels::{self, QUERYNODE_GROUP_ID};
 use super::object::Milvus;
 use super::problems::{PodProblem, pod_summary};
-use super::workload::{Workload, image_tag};
+use super::workload::{ReplicaFacts, Workload, image_tag, min_time};
 use super::{
     Component, ComponentKind, Dependency, DependencyKind, Health, HpaRef, Mode, PodSummary, WorkloadRef,
 };
@@ -31,17 +31,10 @@ pub(crate) struct Ctx<'a, 'b> {
     pub now: Timestamp,
 }
 
-/// Sums over the workloads of one row. Counts come from the server and are added without overflow.
+/// Sums over the workloads of one row, and their pods.
 #[derive(Default)]
 pub(crate) struct RowFacts {
-    pub desired: i32,
-    pub ready: i32,
-    pub updated: i32,
-    pub available: i32,
-    pub rollout_pending: bool,
-    pub deadline_exceeded: bool,
-    pub replica_failure: Option<String>,
-    pub created: Option<Timestamp>,
+    pub replicas: ReplicaFacts,
     pub restarts: i32,
     pub pods: Vec<PodSummary>,
     pub problems: Vec<PodProblem>,
@@ -51,17 +44,7 @@ impl RowFacts {
     fn collect(ctx: &Ctx<'_, '_>, members: &[usize], owner: &str) -> RowFacts {
         let mut f = RowFacts::default();
         for &wi in members {
-            let w = &ctx.workloads[wi];
-            f.desired = f.desired.saturating_add(w.desired);
-            f.ready = f.ready.saturating_add(w.ready);
-            f.updated = f.updated.saturating_add(w.updated);
-            f.available = f.available.saturating_add(w.available);
-            f.rollout_pending |= w.desired > 0 && w.rollout_pending;
-            f.deadline_exceeded |= w.deadline_exceeded;
-            if f.replica_failure.is_none() {
-                f.replica_failure.clone_from(&w.replica_failure);
-            }
-            f.created = min_time(f.created, w.created);
+            f.replicas.add(&ctx.workloads[wi].facts);
             for &pi in ctx.pods_of.get(&wi).map_or(&[][..], Vec::as_slice) {
                 let pod = &ctx.pods[pi];
                 let summary = pod_summary(pod);
@@ -75,13 +58,6 @@ impl RowFacts {
         f.pods.sort_by(|a, b| a.name.cmp(&b.name));
         f.problems.sort_by(|a, b| a.pod.cmp(&b.pod));
         f
-    }
-}
-
-pub(crate) fn min_time(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
@@ -148,21 +124,21 @@ pub(crate) fn components(
             None => kind.label().to_string(),
         };
         let facts = RowFacts::collect(ctx, &members, &display_name);
-        rows.created = min_time(rows.created, facts.created);
+        rows.created = min_time(rows.created, facts.replicas.created);
         let outside_mode = match mode {
             Mode::Cluster => kind == ComponentKind::Standalone,
             Mode::Standalone => kind.is_server() && kind != ComponentKind::Standalone,
         };
-        if outside_mode && facts.desired == 0 && facts.pods.is_empty() {
+        if outside_mode && facts.replicas.desired == 0 && facts.pods.is_empty() {
             continue;
         }
 
         for &wi in &members {
             let w = &ctx.workloads[wi];
             if let Some(tag) = w.milvus_image(&kind).and_then(image_tag) {
-                if w.desired > 0 && rows.version.is_none() && tag != "latest" {
+                if w.facts.desired > 0 && rows.version.is_none() && tag != "latest" {
                     rows.version = Some(tag);
-                } else if fallback_version.is_none() && w.desired > 0 {
+                } else if fallback_version.is_none() && w.facts.desired > 0 {
                     fallback_version = Some(tag);
                 }
             }
@@ -186,12 +162,12 @@ pub(crate) fn components(
             display_name,
             workloads,
             active_workload,
-            desired: facts.desired,
-            ready: facts.ready,
-            up_to_date: facts.updated,
-            available: facts.available,
+            desired: facts.replicas.desired,
+            ready: facts.replicas.ready,
+            up_to_date: facts.replicas.updated,
+            available: facts.replicas.available,
             restarts: facts.restarts,
-            created: facts.created,
+            created: facts.replicas.created,
             hpa,
             pods: facts.pods,
             health: eval.health,
@@ -233,7 +209,7 @@ pub(crate) fn dependencies(ctx: &Ctx<'_, '_>, candidates: &[DepCandidate]) -> De
     };
     for ((kind, _, display_name), (part, members)) in grouped {
         let facts = RowFacts::collect(ctx, &members, &display_name);
-        rows.created = min_time(rows.created, facts.created);
+        rows.created = min_time(rows.created, facts.replicas.created);
         let essential = kind.is_essential_part(part.as_deref());
         let eval = evaluate(&facts, essential);
         if eval.health == Health::Stopped {
@@ -249,10 +225,10 @@ pub(crate) fn dependencies(ctx: &Ctx<'_, '_>, candidates: &[DepCandidate]) -> De
             kind,
             display_name,
             workloads: members.iter().map(|w| ctx.workloads[*w].workload_ref()).collect(),
-            desired: facts.desired,
-            ready: facts.ready,
+            desired: facts.replicas.desired,
+            ready: facts.replicas.ready,
             restarts: facts.restarts,
-            created: facts.created,
+            created: facts.replicas.created,
             pods: facts.pods,
             health: eval.health,
             reason: eval.reason(),
@@ -276,6 +252,6 @@ fn active_querynode(ctx: &Ctx<'_, '_>, members: &[usize], cr: Option<&Milvus>) -
     slots
         .iter()
         .find(|w| current.is_some() && w.label(QUERYNODE_GROUP_ID) == current)
-        .or_else(|| slots.iter().find(|w| w.desired > 0))
+        .or_else(|| slots.iter().find(|w| w.facts.desired > 0))
         .map(|w| w.name.to_string())
 }

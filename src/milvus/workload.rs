@@ -28,15 +28,9 @@ impl WorkloadKind {
     }
 }
 
-/// A Deployment or StatefulSet, reduced to what discovery needs.
-pub struct Workload<'a> {
-    pub kind: WorkloadKind,
-    pub namespace: &'a str,
-    pub name: &'a str,
-    pub meta: &'a ObjectMeta,
-    pub labels: &'a BTreeMap<String, String>,
-    pub selector: Option<&'a LabelSelector>,
-    pub template: Option<&'a PodTemplateSpec>,
+/// What a workload (or a row of them, summed) says of its replicas and rollout.
+#[derive(Debug, Clone, Default)]
+pub struct ReplicaFacts {
     pub desired: i32,
     pub ready: i32,
     pub updated: i32,
@@ -50,18 +44,72 @@ pub struct Workload<'a> {
     pub created: Option<Timestamp>,
 }
 
+impl ReplicaFacts {
+    /// Adds another workload's facts to a row's; counts come from the server and saturate.
+    pub fn add(&mut self, other: &ReplicaFacts) {
+        self.desired = self.desired.saturating_add(other.desired);
+        self.ready = self.ready.saturating_add(other.ready);
+        self.updated = self.updated.saturating_add(other.updated);
+        self.available = self.available.saturating_add(other.available);
+        self.rollout_pending |= other.desired > 0 && other.rollout_pending;
+        self.deadline_exceeded |= other.deadline_exceeded;
+        if self.replica_failure.is_none() {
+            self.replica_failure.clone_from(&other.replica_failure);
+        }
+        self.created = min_time(self.created, other.created);
+    }
+}
+
+/// The earlier of two optional times.
+pub fn min_time(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A Deployment or StatefulSet, reduced to what discovery needs.
+pub struct Workload<'a> {
+    pub kind: WorkloadKind,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub meta: &'a ObjectMeta,
+    pub labels: &'a BTreeMap<String, String>,
+    pub selector: Option<&'a LabelSelector>,
+    pub template: Option<&'a PodTemplateSpec>,
+    pub facts: ReplicaFacts,
+}
+
+/// `metadata.generation` not yet observed by the controller.
+fn generation_pending(meta: &ObjectMeta, observed: Option<i64>) -> bool {
+    matches!((meta.generation, observed), (Some(g), Some(o)) if o < g)
+}
+
 impl<'a> Workload<'a> {
+    fn new(
+        kind: WorkloadKind,
+        meta: &'a ObjectMeta,
+        spec: Option<(&'a LabelSelector, &'a PodTemplateSpec)>,
+        facts: ReplicaFacts,
+    ) -> Option<Workload<'a>> {
+        Some(Workload {
+            kind,
+            namespace: meta.namespace.as_deref().unwrap_or("default"),
+            name: meta.name.as_deref()?,
+            meta,
+            labels: meta.labels.as_ref().unwrap_or(&NO_LABELS),
+            selector: spec.map(|(selector, _)| selector),
+            template: spec.map(|(_, template)| template),
+            facts: ReplicaFacts { created: meta.creation_timestamp.as_ref().map(|t| t.0), ..facts },
+        })
+    }
+
     pub fn from_deployment(d: &'a Deployment) -> Option<Workload<'a>> {
-        let meta = &d.metadata;
         let spec = d.spec.as_ref();
         let status = d.status.as_ref();
         let desired = spec.and_then(|s| s.replicas).unwrap_or(1).max(0);
         let updated = status.and_then(|s| s.updated_replicas).unwrap_or(0);
         let current = status.and_then(|s| s.replicas).unwrap_or(0);
-        let gen_pending = match (meta.generation, status.and_then(|s| s.observed_generation)) {
-            (Some(g), Some(o)) => o < g,
-            _ => false,
-        };
         let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or(&[]);
         let deadline_exceeded = conditions.iter().any(|c| {
             c.type_ == "Progressing"
@@ -72,34 +120,24 @@ impl<'a> Workload<'a> {
             .iter()
             .find(|c| c.type_ == "ReplicaFailure" && c.status == "True")
             .map(|c| c.message.clone().or_else(|| c.reason.clone()).unwrap_or_default());
-        Some(Workload {
-            kind: WorkloadKind::Deployment,
-            namespace: meta.namespace.as_deref().unwrap_or("default"),
-            name: meta.name.as_deref()?,
-            meta,
-            labels: meta.labels.as_ref().unwrap_or(&NO_LABELS),
-            selector: spec.map(|s| &s.selector),
-            template: spec.map(|s| &s.template),
+        let facts = ReplicaFacts {
             desired,
             ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
             updated,
             available: status.and_then(|s| s.available_replicas).unwrap_or(0),
-            rollout_pending: gen_pending || updated < desired || current > updated,
+            rollout_pending: generation_pending(&d.metadata, status.and_then(|s| s.observed_generation))
+                || updated < desired
+                || current > updated,
             deadline_exceeded,
             replica_failure,
-            created: meta.creation_timestamp.as_ref().map(|t| t.0),
-        })
+            created: None,
+        };
+        Workload::new(WorkloadKind::Deployment, &d.metadata, spec.map(|s| (&s.selector, &s.template)), facts)
     }
 
     pub fn from_stateful_set(s: &'a StatefulSet) -> Option<Workload<'a>> {
-        let meta = &s.metadata;
         let spec = s.spec.as_ref();
         let status = s.status.as_ref();
-        let desired = spec.and_then(|s| s.replicas).unwrap_or(1).max(0);
-        let gen_pending = match (meta.generation, status.and_then(|s| s.observed_generation)) {
-            (Some(g), Some(o)) => o < g,
-            _ => false,
-        };
         let revision_pending = match (
             status.and_then(|s| s.current_revision.as_deref()),
             status.and_then(|s| s.update_revision.as_deref()),
@@ -107,23 +145,16 @@ impl<'a> Workload<'a> {
             (Some(c), Some(u)) => c != u,
             _ => false,
         };
-        Some(Workload {
-            kind: WorkloadKind::StatefulSet,
-            namespace: meta.namespace.as_deref().unwrap_or("default"),
-            name: meta.name.as_deref()?,
-            meta,
-            labels: meta.labels.as_ref().unwrap_or(&NO_LABELS),
-            selector: spec.map(|s| &s.selector),
-            template: spec.map(|s| &s.template),
-            desired,
+        let facts = ReplicaFacts {
+            desired: spec.and_then(|s| s.replicas).unwrap_or(1).max(0),
             ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
             updated: status.and_then(|s| s.updated_replicas).unwrap_or(0),
             available: status.and_then(|s| s.available_replicas).unwrap_or(0),
-            rollout_pending: gen_pending || revision_pending,
-            deadline_exceeded: false,
-            replica_failure: None,
-            created: meta.creation_timestamp.as_ref().map(|t| t.0),
-        })
+            rollout_pending: generation_pending(&s.metadata, status.and_then(|s| s.observed_generation))
+                || revision_pending,
+            ..ReplicaFacts::default()
+        };
+        Workload::new(WorkloadKind::StatefulSet, &s.metadata, spec.map(|s| (&s.selector, &s.template)), facts)
     }
 
     pub fn label(&self, key: &str) -> Option<&'a str> {

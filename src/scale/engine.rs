@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::owner::{DryRun, Owner, is_conflict};
 use super::plan::{self, PlanOptions, PlannedChange};
-use super::wait::{self, Interrupt, Outcome, Waiter, Watched};
+use super::wait::{self, Outcome, Waiter, Watched};
 use crate::client::Kube;
 use crate::error::{Error, exit};
 use crate::milvus::Release;
@@ -88,15 +88,13 @@ pub trait Reporter {
 
 /// Everything a run needs.
 pub struct Engine<'a> {
-    pub kube: &'a Kube,
-    pub namespace: &'a str,
-    pub release: &'a str,
-    pub name_label: &'a str,
-    pub operator: bool,
+    /// The release, how to read it while waiting, and Ctrl-C.
+    pub waiter: Waiter<'a>,
     pub options: PlanOptions,
+    /// `--wait`: wait at the end until every changed component is ready.
     pub wait: bool,
+    /// How long waiting may take, between steps and at the end together.
     pub timeout: std::time::Duration,
-    pub interrupt: Interrupt,
 }
 
 /// Why a step did not write its value.
@@ -109,19 +107,16 @@ enum StepError {
 }
 
 impl Engine<'_> {
-    fn waiter(&self) -> Waiter<'_> {
-        Waiter {
-            kube: self.kube,
-            namespace: self.namespace,
-            release: self.release,
-            name_label: self.name_label,
-            operator: self.operator,
-            interrupt: &self.interrupt,
-        }
+    fn kube(&self) -> &Kube {
+        self.waiter.kube
+    }
+
+    fn namespace(&self) -> &str {
+        self.waiter.namespace
     }
 
     fn api_error(&self, error: kube::Error) -> Error {
-        Error::api(error, &self.kube.server)
+        Error::api(error, &self.waiter.kube.server)
     }
 
     /// `--dry-run=client|server`: the diff of every object that would change, and the result lines.
@@ -133,10 +128,13 @@ impl Engine<'_> {
     ) -> Result<(), Error> {
         for result in results.iter_mut().filter(|r| r.plan.is_change()) {
             let owner = &result.plan.owner;
-            let live = owner.get(self.kube, self.namespace).await.map_err(|e| self.api_error(e))?;
+            let live = owner.get(self.kube(), self.namespace()).await.map_err(|e| self.api_error(e))?;
             let body = owner.patch_body(&live, result.plan.to).map_err(Error::Failed)?;
             let merged = if dry_run == DryRun::Server {
-                owner.patch(self.kube, self.namespace, &body, true).await.map_err(|e| self.api_error(e))?
+                owner
+                    .patch(self.kube(), self.namespace(), &body, true)
+                    .await
+                    .map_err(|e| self.api_error(e))?
             } else {
                 let mut merged = live.clone();
                 json_patch::merge(&mut merged, &body);
@@ -188,7 +186,7 @@ impl Engine<'_> {
         if watched.is_empty() {
             return Ok(());
         }
-        match self.waiter().until_ready(&watched, deadline, reporter).await? {
+        match self.waiter.until_ready(&watched, deadline, reporter).await? {
             Outcome::Ready => {
                 reporter.event(Event::Ready { watched: &watched });
                 Ok(())
@@ -224,7 +222,7 @@ impl Engine<'_> {
         let mut expected = result.plan.from;
         let mut index = 0;
         while index < result.plan.steps.len() {
-            if self.interrupt.is_set() {
+            if self.waiter.interrupt.is_set() {
                 return Err(self.interrupted(None, std::slice::from_ref(result), reporter));
             }
             let value = result.plan.steps[index];
@@ -247,7 +245,7 @@ impl Engine<'_> {
             index += 1;
             if index < result.plan.steps.len() {
                 let watched = [Watched { component: result.plan.component.clone(), target: value }];
-                match self.waiter().until_ready(&watched, deadline, reporter).await? {
+                match self.waiter.until_ready(&watched, deadline, reporter).await? {
                     Outcome::Ready => {}
                     Outcome::TimedOut(release) => {
                         return Err(self.timed_out(release.as_ref(), &watched, reporter));
@@ -279,18 +277,18 @@ impl Engine<'_> {
         let owner = result.plan.owner.clone();
         for attempt in 1..=ATTEMPTS {
             let live = owner
-                .get(self.kube, self.namespace)
+                .get(self.kube(), self.namespace())
                 .await
                 .map_err(|e| StepError::Failed(self.api_error(e)))?;
             let current = owner.current(&live).map_err(|e| StepError::Failed(Error::Failed(e)))?;
             if current != expected {
-                plan::replan(&mut result.plan, self.release, current, &result.applied, self.options)
+                plan::replan(&mut result.plan, self.waiter.release, current, &result.applied, self.options)
                     .map_err(|e| StepError::Failed(Error::Failed(e)))?;
                 reporter.event(Event::Replanned { change: &result.plan, expected, current });
                 return Err(StepError::Replanned { current });
             }
             let body = owner.patch_body(&live, value).map_err(|e| StepError::Failed(Error::Failed(e)))?;
-            match owner.patch(self.kube, self.namespace, &body, false).await {
+            match owner.patch(self.kube(), self.namespace(), &body, false).await {
                 Ok(_) => {
                     reporter.event(Event::Written { change: &result.plan, from: current, to: value });
                     return Ok(());

@@ -77,7 +77,7 @@ pub struct Waiter<'a> {
     pub release: &'a str,
     pub name_label: &'a str,
     pub operator: bool,
-    pub interrupt: &'a Interrupt,
+    pub interrupt: Interrupt,
 }
 
 impl Waiter<'_> {

@@ -1,6 +1,9 @@
 //! Integration tests: the real `kubectl-milvus` binary, run directly and as `kubectl milvus`, against the
 //! loopback Kubernetes API of `milvus-test-api`.
 
+// Test code: a failed unwrap is a failed test, with the message that says why.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli;
 mod distribution;
 mod fixtures;

@@ -399,6 +399,52 @@ fn resource_groups_are_addressed_explicitly() {
     );
 }
 
+#[test]
+fn an_operator_group_without_replicas_is_scaled_from_the_operators_default() {
+    // The CRD of Milvus Operator 1.3.8 requires `replicas` in every group; objects written against older
+    // CRDs may lack it, and the operator then runs one replica. The loopback API does not validate the
+    // CRD's schema, so it can hold such an object; a real API server refuses to store it.
+    if loopback_only("stores a Milvus object its CRD schema refuses") {
+        return;
+    }
+    let cr = fixture_text("operator/cluster.yaml").replacen(
+        "    dataNode:\n      replicas: 2",
+        "    dataNode:\n      groups:\n      - name: a\n        replicas: 2\n      - name: b",
+        1,
+    );
+    assert!(cr.contains("- name: b"), "the fixture layout changed");
+    let docs = fixture_docs("operator/cluster.yaml");
+    let group = |name: &str| {
+        let label = "milvus.io/deployment-group";
+        grouped_copy(
+            &docs,
+            "my-release-milvus-datanode",
+            label,
+            name,
+            &format!("my-release-milvus-datanode-{name}"),
+        )
+    };
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("operator/milvus-crd.yaml")
+        .yaml(&cr)
+        .objects(vec![group("a"), group("b")])
+        .start();
+    api.clear_requests();
+    let out = run(&api, &["scale", "my-release", "datanode[b]=2"]).success();
+    assert!(
+        out.stdout.contains("milvus.milvus.io/my-release patched (dataNode.groups[b].replicas 1 → 2)"),
+        "{}",
+        out.stdout
+    );
+    let cr = api.get_json("milvus.io", "v1beta1", "milvuses", Some("default"), "my-release").expect("cr");
+    assert_eq!(
+        cr["spec"]["components"]["dataNode"]["groups"],
+        serde_json::json!([{"name": "a", "replicas": 2}, {"name": "b", "replicas": 2}])
+    );
+    assert_eq!(mutating(&api).len(), 1, "one patch of the Milvus object");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Concurrency, gentle scale-in, waiting, interruption.
 
@@ -521,9 +567,9 @@ fn wait_times_out_and_names_the_failing_pods() {
     );
 }
 
-#[test]
-fn interrupting_a_scale_in_stops_after_the_current_step_and_reports() {
-    // A datanode that crash-loops keeps the component unhealthy, so the scale-in waits after its first step.
+/// Scales a crash-looping datanode in from 5 to 2 with `extra` arguments and interrupts the plugin with
+/// SIGINT after its first step: the component stays unhealthy, so the scale-in waits there.
+fn interrupted_scale_in(extra: &[&str]) -> (TestApi, std::process::Output) {
     let api = TestApi::builder()
         .age(AGE)
         .fixture("helm/default.yaml")
@@ -532,15 +578,12 @@ fn interrupting_a_scale_in_stops_after_the_current_step_and_reports() {
         .pod_behaviour("my-release-milvus-datanode", 0, PodBehaviour::oom_killed(3))
         .start();
     api.clear_requests();
-    let child = command(
-        Via::Binary,
-        Some(api.kubeconfig_path()),
-        &["scale", "my-release", "datanode=2", "--timeout", "60s"],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .expect("start");
+    let args = [&["scale", "my-release", "datanode=2", "--timeout", "60s"][..], extra].concat();
+    let child = command(Via::Binary, Some(api.kubeconfig_path()), &args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
     // After the first write, the plugin reads the release to check health: interrupt it then.
     api.wait_until(
         |s| {
@@ -556,11 +599,31 @@ fn interrupting_a_scale_in_stops_after_the_current_step_and_reports() {
         std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
     let output = child.wait_with_output().expect("wait");
+    (api, output)
+}
+
+#[test]
+fn interrupting_a_scale_in_stops_after_the_current_step_and_reports() {
+    let (api, output) = interrupted_scale_in(&[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted: stopped after the current step"), "{stderr}");
     assert!(stderr.contains("datanode: at 4 of the way 5 → 2"), "{stderr}");
     assert_eq!(api.requests().iter().filter(|r| r.method == "PATCH").count(), 1, "nothing more was written");
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 4);
+}
+
+#[test]
+fn json_after_an_interruption_says_interrupted_and_what_was_applied() {
+    let (api, output) = interrupted_scale_in(&["-o", "json"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    let result: Value = serde_json::from_slice(&output.stdout).expect("a ScaleResult on stdout");
+    let change = &result["changes"][0];
+    assert_eq!(change["component"], "datanode");
+    assert_eq!(change["status"], "interrupted", "{result}");
+    assert_eq!(change["applied"], serde_json::json!([4]), "{result}");
+    assert_eq!(change["steps"], serde_json::json!([4, 3, 2]), "{result}");
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 4);
 }
 
@@ -611,4 +674,27 @@ fn json_output_carries_the_plan_and_the_result() {
     let done = run(&api, &["scale", "my-release", "querynode=2", "-o", "yaml"]).success().yaml();
     assert_eq!(done["changes"][0]["status"], "scaled");
     assert_eq!(done["changes"][0]["applied"], serde_json::json!([2]));
+}
+
+#[test]
+fn json_after_a_failure_midway_says_which_change_failed() {
+    if loopback_only("injects a 500 answer") {
+        return;
+    }
+    let api = helm_with(1, 1);
+    api.set_fault(
+        Fault::status(500)
+            .on("PATCH", "/apis/apps/v1/namespaces/default/deployments/my-release-milvus-datanode"),
+    );
+    let out = run(&api, &["scale", "my-release", "querynode=2", "datanode=2", "-o", "json"]).failure(1);
+    assert!(out.stderr.contains("Internal error occurred: injected fault"), "{}", out.stderr);
+    let result = out.json();
+    let changes = result["changes"].as_array().expect("changes");
+    assert_eq!(changes[0]["component"], "querynode");
+    assert_eq!(changes[0]["status"], "scaled", "{result}");
+    assert_eq!(changes[0]["applied"], serde_json::json!([2]));
+    assert_eq!(changes[1]["component"], "datanode");
+    assert_eq!(changes[1]["status"], "failed", "{result}");
+    assert_eq!(changes[1]["applied"], serde_json::json!([]));
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 1);
 }

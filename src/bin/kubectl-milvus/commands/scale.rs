@@ -16,7 +16,7 @@ use kubectl_milvus::scale::owner::DryRun;
 use kubectl_milvus::scale::plan::{self, PlanOptions};
 use kubectl_milvus::scale::report::{self, HelmNote, ScaleResult};
 use kubectl_milvus::scale::target::{self, Target};
-use kubectl_milvus::scale::wait::{self, Interrupt};
+use kubectl_milvus::scale::wait::{self, Interrupt, Waiter};
 
 use super::{NameOverride, warn};
 
@@ -130,17 +130,15 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         print_plan(release, &changes, args.dry_run, out)?;
     }
 
-    let engine = Engine {
+    let waiter = Waiter {
         kube: &kube,
         namespace: &release.namespace,
         release: &release.name,
         name_label: &args.name.label,
         operator: matches!(release.managed_by, ManagedBy::Operator { .. }),
-        options,
-        wait: args.wait,
-        timeout: args.timeout,
         interrupt: Interrupt::install(),
     };
+    let engine = Engine { waiter, options, wait: args.wait, timeout: args.timeout };
     let mut results: Vec<ChangeResult> = changes.into_iter().map(ChangeResult::new).collect();
     let outcome = {
         let mut reporter = Text {

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use kubectl_milvus::client::{Kube, KubeFlags};
 use kubectl_milvus::error::Error;
-use kubectl_milvus::output::{self, FormatChoice, Structured};
+use kubectl_milvus::output::{self, Structured};
 
 pub const ABOUT: &str = "Print the plugin version and the API server version";
 
@@ -73,7 +73,7 @@ fn client_version() -> ClientVersion {
 /// `-o`, refused in `kubectl version`'s own words.
 fn parse_format(value: &str) -> Result<Structured, String> {
     output::parse_format::<Structured>(value)
-        .map_err(|_| format!("--output must be '{}', not {value}", Structured::names().join("' or '")))
+        .map_err(|_| format!("--output must be 'yaml' or 'json', not {value}"))
 }
 
 pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(), Error> {

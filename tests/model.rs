@@ -4,6 +4,9 @@
 //! plays the controllers: it gives every workload a ready status and creates its pods from the
 //! pod template, all Running and Ready. Tests then break what they need.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use jiff::Timestamp;
@@ -13,8 +16,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::problems::{detect_problem, pod_status, pod_summary};
-use super::*;
+use kubectl_milvus::milvus::*;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
