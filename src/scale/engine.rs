@@ -119,6 +119,19 @@ impl Engine<'_> {
         Error::api(error, &self.waiter.kube.server)
     }
 
+    /// Applies the changes, or (a dry run) previews them.
+    pub async fn run(
+        &self,
+        dry_run: DryRun,
+        results: &mut [ChangeResult],
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), Error> {
+        match dry_run {
+            DryRun::None => self.apply(results, reporter).await,
+            DryRun::Client | DryRun::Server => self.preview(dry_run, results, reporter).await,
+        }
+    }
+
     /// `--dry-run=client|server`: the diff of every object that would change, and the result lines.
     pub async fn preview(
         &self,

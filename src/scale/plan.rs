@@ -79,6 +79,22 @@ pub fn plan(
     Ok(changes)
 }
 
+/// The error of a refused plan: every refusal, and that nothing was changed.
+pub fn refusal_message(release: &str, refusals: &[String]) -> String {
+    let mut message = format!("cannot scale {release}:");
+    if let [one] = refusals {
+        message.push(' ');
+        message.push_str(one);
+    } else {
+        for refusal in refusals {
+            message.push_str("\n  - ");
+            message.push_str(refusal);
+        }
+    }
+    message.push_str("\nNothing was changed.");
+    message
+}
+
 fn scalable_names(release: &Release) -> String {
     let mut names: Vec<&str> =
         release.components.iter().filter(|c| c.kind.is_scalable()).map(|c| c.display_name.as_str()).collect();

@@ -1,6 +1,8 @@
 //! What a scale run shows: the plan table, kubectl's result lines, Helm's copy of the values, and the
 //! `ScaleResult` of `-o json|yaml` (schema `kubectl-milvus/v1`).
 
+use std::io::Write;
+
 use serde::Serialize;
 
 use super::engine::ChangeResult;
@@ -118,6 +120,20 @@ impl HelmNote {
             })
             .collect()
     }
+}
+
+/// The plan: a heading naming the release, and the table.
+pub fn write_plan(
+    out: &mut dyn Write,
+    release: &Release,
+    changes: &[PlannedChange],
+    dry_run: DryRun,
+) -> std::io::Result<()> {
+    let heading = if dry_run == DryRun::None { "Plan" } else { "Plan (dry run)" };
+    let (name, managed_by, namespace) = (&release.name, release.managed_by.short(), &release.namespace);
+    writeln!(out, "{heading} for {name} ({managed_by}, namespace {namespace}):")?;
+    plan_table(changes).write(out)?;
+    writeln!(out)
 }
 
 /// The plan as a table: component, current and target replicas, the steps, and the owner's field.

@@ -46,6 +46,31 @@ impl fmt::Display for Target {
     }
 }
 
+/// The targets of a command line: `querynode=3 datanode=-1`, or one `querynode` with `--replicas=3`.
+/// Every malformed target is named, one per line.
+pub fn parse_targets(targets: &[String], replicas: Option<&str>) -> Result<Vec<Target>, String> {
+    let Some(replicas) = replicas else {
+        let (targets, errors): (Vec<_>, Vec<_>) =
+            targets.iter().map(|t| parse_assignment(t)).partition(Result::is_ok);
+        let errors: Vec<String> = errors.into_iter().filter_map(Result::err).collect();
+        if !errors.is_empty() {
+            return Err(errors.join("\nerror: "));
+        }
+        return Ok(targets.into_iter().filter_map(Result::ok).collect());
+    };
+    let [component] = targets else {
+        return Err(
+            "--replicas takes exactly one COMPONENT (e.g. scale my-release querynode --replicas=3)".into()
+        );
+    };
+    if component.contains('=') {
+        return Err(format!("give either {component} or --replicas, not both"));
+    }
+    let (component, group) = parse_component(component)?;
+    let change = parse_change(replicas).map_err(|e| format!("invalid --replicas: {e}"))?;
+    Ok(vec![Target { component, group, change }])
+}
+
 /// Parses `querynode=3`, `querynode[rg1]=+2`, `datanode=-1`.
 pub fn parse_assignment(text: &str) -> Result<Target, String> {
     let (left, value) = text.split_once('=').ok_or_else(|| {

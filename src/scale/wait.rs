@@ -13,7 +13,7 @@ use super::engine::{Event, Reporter};
 use crate::client::Kube;
 use crate::client::read::{self, Kinds, Scope};
 use crate::error::Error;
-use crate::milvus::{self, Component, DiscoveryOptions, PodProblem, Release};
+use crate::milvus::{self, Component, DiscoveryOptions, ManagedBy, PodProblem, Release};
 
 /// How often the release is read again while waiting.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -80,7 +80,19 @@ pub struct Waiter<'a> {
     pub interrupt: Interrupt,
 }
 
-impl Waiter<'_> {
+impl<'a> Waiter<'a> {
+    /// Reads `release` as discovery found it (its Milvus workloads labelled `name_label`).
+    pub fn new(kube: &'a Kube, release: &'a Release, name_label: &'a str, interrupt: Interrupt) -> Self {
+        Waiter {
+            kube,
+            namespace: &release.namespace,
+            release: &release.name,
+            name_label,
+            operator: matches!(release.managed_by, ManagedBy::Operator { .. }),
+            interrupt,
+        }
+    }
+
     /// Reads the release once (the same requests as `status`, without HPAs).
     pub async fn read(&self) -> Result<Option<Release>, Error> {
         let scope = Scope::Namespace(self.namespace.to_string());

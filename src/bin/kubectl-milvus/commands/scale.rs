@@ -7,7 +7,7 @@ use std::time::Duration;
 use kubectl_milvus::client::{Kube, KubeFlags};
 use kubectl_milvus::error::Error;
 use kubectl_milvus::helm;
-use kubectl_milvus::milvus::{ManagedBy, Release};
+use kubectl_milvus::milvus::ManagedBy;
 use kubectl_milvus::output::progress::Progress;
 use kubectl_milvus::output::{self, Cell, Structured, Table, color::Tone, diff};
 use kubectl_milvus::release;
@@ -15,7 +15,7 @@ use kubectl_milvus::scale::engine::{ChangeResult, Engine, Event, Reporter};
 use kubectl_milvus::scale::owner::DryRun;
 use kubectl_milvus::scale::plan::{self, PlanOptions};
 use kubectl_milvus::scale::report::{self, HelmNote, ScaleResult};
-use kubectl_milvus::scale::target::{self, Target};
+use kubectl_milvus::scale::target;
 use kubectl_milvus::scale::wait::{self, Interrupt, Waiter};
 
 use super::{NameOverride, warn};
@@ -103,7 +103,7 @@ pub struct Args {
 }
 
 pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(), Error> {
-    let targets = parse_targets(&args)?;
+    let targets = target::parse_targets(&args.targets, args.replicas.as_deref()).map_err(Error::Usage)?;
     if std::env::args().any(|a| a == "--dry-run") {
         eprintln!("Warning: --dry-run is deprecated and can be replaced with --dry-run=client.");
     }
@@ -119,7 +119,7 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     let options =
         PlanOptions { allow_zero: args.allow_zero, step: i32::try_from(args.step).unwrap_or(i32::MAX) };
     let changes = plan::plan(release, found.milvus_object(), &targets, options)
-        .map_err(|refusals| refused(release, &refusals))?;
+        .map_err(|refusals| Error::Failed(plan::refusal_message(&release.name, &refusals)))?;
 
     let mut warnings: Vec<String> = found.notes.iter().map(|n| n.message.clone()).collect();
     let helm = HelmNote::new(release, &changes, &helm_record);
@@ -127,33 +127,15 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         warnings.push(format!("the replicas recorded in the Helm release could not be checked: {why}"));
     }
     if args.output.is_none() {
-        print_plan(release, &changes, args.dry_run, out)?;
+        report::write_plan(out, release, &changes, args.dry_run)?;
     }
 
-    let waiter = Waiter {
-        kube: &kube,
-        namespace: &release.namespace,
-        release: &release.name,
-        name_label: &args.name.label,
-        operator: matches!(release.managed_by, ManagedBy::Operator { .. }),
-        interrupt: Interrupt::install(),
-    };
+    let waiter = Waiter::new(&kube, release, &args.name.label, Interrupt::install());
     let engine = Engine { waiter, options, wait: args.wait, timeout: args.timeout };
     let mut results: Vec<ChangeResult> = changes.into_iter().map(ChangeResult::new).collect();
-    let outcome = {
-        let mut reporter = Text {
-            out: &mut *out,
-            dry_run: args.dry_run,
-            quiet: args.output.is_some(),
-            progress: Progress::new(args.output.is_some()),
-        };
-        match args.dry_run {
-            DryRun::None => engine.apply(&mut results, &mut reporter).await,
-            DryRun::Client | DryRun::Server => {
-                engine.preview(args.dry_run, &mut results, &mut reporter).await
-            }
-        }
-    };
+    let quiet = args.output.is_some();
+    let mut reporter = Text { out: &mut *out, dry_run: args.dry_run, quiet, progress: Progress::new(quiet) };
+    let outcome = engine.run(args.dry_run, &mut results, &mut reporter).await;
 
     let changed_any = results.iter().any(|r| !r.applied.is_empty());
     if let Some(format) = args.output {
@@ -243,58 +225,4 @@ impl Text<'_> {
         }
         Ok(())
     }
-}
-
-/// `querynode=3 datanode=-1`, or `querynode --replicas=3`.
-fn parse_targets(args: &Args) -> Result<Vec<Target>, Error> {
-    let Some(replicas) = &args.replicas else {
-        let (targets, errors): (Vec<_>, Vec<_>) =
-            args.targets.iter().map(|t| target::parse_assignment(t)).partition(Result::is_ok);
-        let errors: Vec<String> = errors.into_iter().filter_map(Result::err).collect();
-        if !errors.is_empty() {
-            return Err(Error::Usage(errors.join("\nerror: ")));
-        }
-        return Ok(targets.into_iter().filter_map(Result::ok).collect());
-    };
-    let [component] = args.targets.as_slice() else {
-        return Err(Error::Usage(
-            "--replicas takes exactly one COMPONENT (e.g. scale my-release querynode --replicas=3)".into(),
-        ));
-    };
-    if component.contains('=') {
-        return Err(Error::Usage(format!("give either {component} or --replicas, not both")));
-    }
-    let (component, group) = target::parse_component(component).map_err(Error::Usage)?;
-    let change =
-        target::parse_change(replicas).map_err(|e| Error::Usage(format!("invalid --replicas: {e}")))?;
-    Ok(vec![Target { component, group, change }])
-}
-
-fn refused(release: &Release, refusals: &[String]) -> Error {
-    let mut message = format!("cannot scale {}:", release.name);
-    if let [one] = refusals {
-        message.push(' ');
-        message.push_str(one);
-    } else {
-        for refusal in refusals {
-            message.push_str("\n  - ");
-            message.push_str(refusal);
-        }
-    }
-    message.push_str("\nNothing was changed.");
-    Error::Failed(message)
-}
-
-fn print_plan(
-    release: &Release,
-    changes: &[plan::PlannedChange],
-    dry_run: DryRun,
-    out: &mut dyn Write,
-) -> Result<(), Error> {
-    let heading = if dry_run == DryRun::None { "Plan" } else { "Plan (dry run)" };
-    let (name, managed_by, namespace) = (&release.name, release.managed_by.short(), &release.namespace);
-    writeln!(out, "{heading} for {name} ({managed_by}, namespace {namespace}):")?;
-    report::plan_table(changes).write(out)?;
-    writeln!(out)?;
-    Ok(())
 }
