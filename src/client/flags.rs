@@ -65,9 +65,9 @@ pub struct KubeFlags {
     #[arg(long = "as-group", global = true, value_name = "GROUP", help_heading = HEADING)]
     pub as_group: Vec<String>,
 
-    /// The length of time to wait before giving up on a single server request. Non-zero values should contain a corresponding time unit (e.g. 1s, 2m, 3h). A value of zero means don't timeout requests.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "0", value_parser = parse_request_timeout, help_heading = HEADING)]
-    pub request_timeout: RequestTimeout,
+    /// The length of time to wait before giving up on a single server request. Non-zero values should contain a corresponding time unit (e.g. 1s, 2m, 3h). A value of zero means don't timeout requests. Without it a request gives up after 60s, and connecting after 10s.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_request_timeout, help_heading = HEADING)]
+    pub request_timeout: Option<RequestTimeout>,
 
     /// Number for the log level verbosity; 6 and above log every HTTP request (method, URL, status, latency).
     #[arg(short = 'v', long = "v", global = true, value_name = "LEVEL", default_value_t = 0, help_heading = HEADING)]

@@ -2,6 +2,8 @@
 
 pub mod flags;
 mod logging;
+pub mod names;
+pub mod policy;
 pub mod read;
 pub mod selector;
 
@@ -10,6 +12,11 @@ use kube::{Client, Config};
 use secrecy::SecretString;
 
 pub use flags::KubeFlags;
+use policy::{Deadlines, ReadRetry};
+use tower::buffer::BufferLayer;
+use tower::retry::RetryLayer;
+use tower::timeout::TimeoutLayer;
+use tower::util::option_layer;
 
 use crate::error::Error;
 
@@ -26,13 +33,20 @@ pub struct Kube {
 impl Kube {
     /// Builds a client from the global flags, exactly as kubectl would resolve them.
     pub async fn connect(flags: &KubeFlags) -> Result<Self, Error> {
-        let config = resolve_config(flags).await?;
+        let (config, deadlines) = resolve_config(flags).await?;
         let server = server_display(&config.cluster_url);
         let namespace = config.default_namespace.clone();
         let base_url = config.cluster_url.to_string().trim_end_matches('/').to_string();
         let builder =
             kube::client::ClientBuilder::try_from(config).map_err(|e| Error::Config(e.to_string()))?;
-        let client = builder.with_layer(&logging::RequestLogLayer::new(flags.verbosity, &base_url)).build();
+        // Innermost first: a cloneable stack (retries send a request again), each attempt logged, reads
+        // retried, and the whole within the request deadline.
+        let client = builder
+            .with_layer(&BufferLayer::new(64))
+            .with_layer(&logging::RequestLogLayer::new(flags.verbosity, &base_url))
+            .with_layer(&RetryLayer::new(ReadRetry::new()))
+            .with_layer(&option_layer(deadlines.request.map(TimeoutLayer::new)))
+            .build();
         Ok(Self { client, namespace, server })
     }
 }
@@ -42,7 +56,7 @@ fn server_display(uri: &http::Uri) -> String {
 }
 
 /// Resolves the kubeconfig (with `$KUBECONFIG` merging) and applies the command-line overrides.
-async fn resolve_config(flags: &KubeFlags) -> Result<Config, Error> {
+async fn resolve_config(flags: &KubeFlags) -> Result<(Config, Deadlines), Error> {
     let kubeconfig = match load_kubeconfig(flags)? {
         Some(kubeconfig) => Some(kubeconfig),
         // `--server` alone is enough: a synthetic kubeconfig keeps all parsing (CA files, keys) in kube-rs.
@@ -56,15 +70,20 @@ async fn resolve_config(flags: &KubeFlags) -> Result<Config, Error> {
         }
         None => Config::incluster().map_err(|_| Error::NoConfiguration)?,
     };
-    if let Some(namespace) = &flags.namespace {
+    // An empty -n means the default, as in kubectl: the context's namespace, else `default`.
+    if let Some(namespace) = flags.namespace.as_ref().filter(|n| !n.is_empty()) {
         config.default_namespace = namespace.clone();
     }
-    config.default_retry = false;
-    if let Some(timeout) = flags.request_timeout.0 {
-        config.read_timeout = Some(timeout);
-        config.connect_timeout = Some(config.connect_timeout.map_or(timeout, |c| c.min(timeout)));
+    if config.default_namespace.is_empty() {
+        config.default_namespace = "default".into();
     }
-    Ok(config)
+    names::check_namespace(&config.default_namespace).map_err(Error::Usage)?;
+    // Reads are retried by our own policy (policy.rs), which never sends a write twice.
+    config.default_retry = false;
+    let deadlines = Deadlines::from_flag(flags.request_timeout.map(|t| t.0));
+    config.connect_timeout = Some(deadlines.connect);
+    config.read_timeout = Some(deadlines.read);
+    Ok((config, deadlines))
 }
 
 /// `--kubeconfig`, else `$KUBECONFIG` (several files merged, first wins), else `~/.kube/config` if it exists.

@@ -3,6 +3,7 @@
 pub mod color;
 pub mod diff;
 pub mod progress;
+pub mod safe;
 pub mod table;
 
 use std::io::Write;

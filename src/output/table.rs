@@ -6,7 +6,8 @@ use owo_colors::Stream;
 
 use super::color::Tone;
 
-/// One cell: its text and the tone it is painted in on a terminal.
+/// One cell: its text (control characters escaped, see [`super::safe`]) and the tone it is painted in on a
+/// terminal.
 #[derive(Debug, Clone, Default)]
 pub struct Cell {
     pub text: String,
@@ -15,11 +16,16 @@ pub struct Cell {
 
 impl Cell {
     pub fn new(text: impl Into<String>) -> Self {
-        Self { text: text.into(), tone: Tone::Plain }
+        Self::toned(text, Tone::Plain)
     }
 
     pub fn toned(text: impl Into<String>, tone: Tone) -> Self {
-        Self { text: text.into(), tone }
+        let text = text.into();
+        let text = match super::safe::one_line(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(escaped) => escaped,
+        };
+        Self { text, tone }
     }
 }
 

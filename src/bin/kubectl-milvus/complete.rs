@@ -350,8 +350,8 @@ fn kube_flags(line: &Line) -> KubeFlags {
         .chain(line.global_words.iter().cloned())
         .chain(["version".to_string(), "--client".to_string()]);
     let mut flags = Cli::try_parse_from(argv).map(|cli| cli.kube).unwrap_or_default();
-    if flags.request_timeout.0.is_none_or(|t| t > LOOKUP_TIMEOUT) {
-        flags.request_timeout = RequestTimeout(Some(LOOKUP_TIMEOUT));
+    if flags.request_timeout.and_then(|t| t.0).is_none_or(|t| t > LOOKUP_TIMEOUT) {
+        flags.request_timeout = Some(RequestTimeout(Some(LOOKUP_TIMEOUT)));
     }
     // Requests are never logged into the middle of a completion.
     flags.verbosity = 0;
@@ -524,7 +524,7 @@ mod tests {
         let flags = kube_flags(&line);
         assert_eq!(flags.namespace.as_deref(), Some("prod"));
         assert_eq!(flags.context.as_deref(), Some("dev"));
-        assert_eq!(flags.request_timeout, RequestTimeout(Some(LOOKUP_TIMEOUT)));
+        assert_eq!(flags.request_timeout, Some(RequestTimeout(Some(LOOKUP_TIMEOUT))));
         assert_eq!(
             parse(&root, &words("ls -n")).pending.map(|a| a.get_id().to_string()).as_deref(),
             Some("namespace")

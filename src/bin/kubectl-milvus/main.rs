@@ -12,6 +12,7 @@ use clap::FromArgMatches;
 use owo_colors::{OwoColorize, Stream};
 
 use kubectl_milvus::error::{Error, exit};
+use kubectl_milvus::output::safe;
 
 fn main() -> ExitCode {
     if let Some(code) = complete::intercept() {
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
 /// Prints an error as kubectl does (`error: …` on stderr) and returns its exit code.
 fn report(error: &Error) -> ExitCode {
     let message = error.to_string();
+    let message = safe::lines(&message);
     if !message.is_empty() {
         if error.has_own_prefix() {
             eprintln!("{message}");
@@ -70,7 +72,7 @@ fn usage_error(error: clap::Error) -> ExitCode {
                 .filter(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
                 .collect();
             let message = lines.join("\n");
-            let message = message.trim_end();
+            let message = safe::lines(message.trim_end());
             let command = subcommand_in_args().map(|c| format!(" {c}")).unwrap_or_default();
             eprintln!("{message}\nSee 'kubectl milvus{command} --help' for usage.");
             ExitCode::from(exit::ERROR)

@@ -23,6 +23,7 @@ pub struct NameOverride {
 
 /// `Warning: …` on stderr, as kubectl prints warnings.
 pub fn warn(message: &str) {
+    let message = kubectl_milvus::output::safe::lines(message);
     eprintln!("{} {message}", "Warning:".if_supports_color(Stream::Stderr, |t| t.yellow()));
 }
 

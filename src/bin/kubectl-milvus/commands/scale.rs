@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use kubectl_milvus::client::{Kube, KubeFlags};
+use kubectl_milvus::client::{Kube, KubeFlags, names};
 use kubectl_milvus::error::Error;
 use kubectl_milvus::helm;
 use kubectl_milvus::milvus::ManagedBy;
@@ -60,7 +60,7 @@ Examples:
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The release: the Helm release name or the Milvus object name.
-    #[arg(value_name = "RELEASE")]
+    #[arg(value_name = "RELEASE", value_parser = names::parse_release_name)]
     pub release: String,
 
     /// COMPONENT=N (absolute), COMPONENT=+N / COMPONENT=-N (relative), COMPONENT[GROUP]=N for a group;

@@ -9,12 +9,12 @@ use serde::Serialize;
 use super::NameOverride;
 use super::list::health_tone;
 use kubectl_milvus::client::read::{Note, NoteKind};
-use kubectl_milvus::client::{Kube, KubeFlags};
+use kubectl_milvus::client::{Kube, KubeFlags, names};
 use kubectl_milvus::error::{Error, exit};
 use kubectl_milvus::helm::{self, HelmRelease};
 use kubectl_milvus::milvus::{Component, Dependency, Health, ManagedBy, PodSummary, Release};
 use kubectl_milvus::output::color::Tone;
-use kubectl_milvus::output::{self, Cell, FormatChoice, SCHEMA_VERSION, Structured, Table};
+use kubectl_milvus::output::{self, Cell, FormatChoice, SCHEMA_VERSION, Structured, Table, safe};
 use kubectl_milvus::release;
 
 pub const ABOUT: &str = "Show the health of a release: components, dependencies and failing pods";
@@ -48,7 +48,7 @@ Examples:
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The release: the Helm release name or the Milvus object name.
-    #[arg(value_name = "RELEASE")]
+    #[arg(value_name = "RELEASE", value_parser = names::parse_release_name)]
     pub release: String,
 
     /// Look for the release in every namespace (an error if the name exists in more than one).
@@ -236,7 +236,11 @@ fn render(release: &Release, notes: &[Note], args: &Args, out: &mut dyn Write) -
         writeln!(out)?;
         writeln!(out, "{}", Tone::Bold.paint("Warnings", owo_colors::Stream::Stdout))?;
         for note in notes {
-            writeln!(out, "  {}", Tone::Warn.paint(&note.message, owo_colors::Stream::Stdout))?;
+            writeln!(
+                out,
+                "  {}",
+                Tone::Warn.paint(&safe::one_line(&note.message), owo_colors::Stream::Stdout)
+            )?;
         }
     }
     Ok(())
@@ -256,14 +260,14 @@ fn write_summary(release: &Release, out: &mut dyn Write) -> Result<(), Error> {
     let reason = if release.health_reason.is_empty() {
         String::new()
     } else {
-        format!(" ({})", release.health_reason)
+        format!(" ({})", safe::one_line(&release.health_reason))
     };
     let lines = [
         ("Release", release.name.clone()),
         ("Namespace", release.namespace.clone()),
-        ("Managed by", managed_by),
+        ("Managed by", safe::one_line(&managed_by).into_owned()),
         ("Mode", release.mode.as_str().to_string()),
-        ("Version", release.version.clone().unwrap_or_else(|| "<unknown>".into())),
+        ("Version", safe::one_line(release.version.as_deref().unwrap_or("<unknown>")).into_owned()),
         ("Health", format!("{health}{reason}")),
     ];
     for (label, value) in lines {
@@ -276,12 +280,13 @@ fn write_summary(release: &Release, out: &mut dyn Write) -> Result<(), Error> {
         for condition in conditions {
             let tone = if condition.status == "True" { Tone::Good } else { Tone::Bad };
             let detail = condition.message.as_deref().or(condition.reason.as_deref()).unwrap_or("");
-            let detail = if detail.is_empty() { String::new() } else { format!(" ({detail})") };
+            let detail =
+                if detail.is_empty() { String::new() } else { format!(" ({})", safe::one_line(detail)) };
             writeln!(
                 out,
                 "  {}={}{detail}",
-                condition.type_,
-                tone.paint(&condition.status, owo_colors::Stream::Stdout)
+                safe::one_line(&condition.type_),
+                tone.paint(&safe::one_line(&condition.status), owo_colors::Stream::Stdout)
             )?;
         }
     }
