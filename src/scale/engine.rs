@@ -33,6 +33,9 @@ pub enum ChangeStatus {
     Failed,
     /// Ctrl-C stopped it between steps; `applied` says which values were written.
     Interrupted,
+    /// A write was sent but its reply was lost, and the owner could not be read again: whether the
+    /// last value was written is not known.
+    Unknown,
 }
 
 /// One change and what became of it (an item of `scale -o json`'s `changes`).
@@ -194,7 +197,11 @@ impl Engine<'_> {
         let watched: Vec<Watched> = results
             .iter()
             .filter(|r| r.status == ChangeStatus::Scaled)
-            .map(|r| Watched { component: r.plan.component.clone(), target: r.plan.to })
+            .map(|r| Watched {
+                component: r.plan.component.clone(),
+                target: r.plan.to,
+                owner: r.plan.owner.clone(),
+            })
             .collect();
         if watched.is_empty() {
             return Ok(());
@@ -206,6 +213,7 @@ impl Engine<'_> {
             }
             Outcome::TimedOut(release) => Err(self.timed_out(release.as_ref(), &watched, reporter)),
             Outcome::Interrupted(release) => Err(self.interrupted(release.as_ref(), results, reporter)),
+            Outcome::Changed { watched, now } => Err(self.changed_under(&watched, now).await),
         }
     }
 
@@ -221,6 +229,7 @@ impl Engine<'_> {
         match &outcome {
             Ok(()) => {}
             Err(Error::Exit(exit::INTERRUPTED)) => result.status = ChangeStatus::Interrupted,
+            Err(_) if result.status == ChangeStatus::Unknown => {}
             Err(_) => result.status = ChangeStatus::Failed,
         }
         outcome
@@ -257,7 +266,11 @@ impl Engine<'_> {
             expected = value;
             index += 1;
             if index < result.plan.steps.len() {
-                let watched = [Watched { component: result.plan.component.clone(), target: value }];
+                let watched = [Watched {
+                    component: result.plan.component.clone(),
+                    target: value,
+                    owner: result.plan.owner.clone(),
+                }];
                 match self.waiter.until_ready(&watched, deadline, reporter).await? {
                     Outcome::Ready => {}
                     Outcome::TimedOut(release) => {
@@ -270,6 +283,7 @@ impl Engine<'_> {
                             reporter,
                         ));
                     }
+                    Outcome::Changed { watched, now } => return Err(self.changed_under(&watched, now).await),
                 }
             }
         }
@@ -309,13 +323,72 @@ impl Engine<'_> {
                 Err(error) if is_conflict(&error) && attempt < ATTEMPTS => {
                     reporter.event(Event::Conflict { owner: &owner });
                 }
-                Err(error) => return Err(StepError::Failed(self.api_error(error))),
+                // The server answered: it refused the write, which did not happen.
+                Err(error @ kube::Error::Api(_)) => return Err(StepError::Failed(self.api_error(error))),
+                // No answer: the write may or may not have happened. Read again and say what is true.
+                Err(error) => return self.confirm_write(result, current, value, error, reporter).await,
             }
         }
         Err(StepError::Failed(Error::Failed(format!(
             "{} kept changing; nothing more was written",
             owner.reference()
         ))))
+    }
+
+    /// Someone else changed a watched owner while this command waited: stop, and say who and to what
+    /// (the most recent manager of the replicas field in the owner's `managedFields`).
+    async fn changed_under(&self, watched: &Watched, now: i32) -> Error {
+        let owner = &watched.owner;
+        let by = match owner.get(self.kube(), self.namespace()).await {
+            Ok(live) => owner.last_replicas_manager(&live).map(|m| format!(" by {m}")).unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        Error::Failed(format!(
+            "{} was changed to {now}{by} while waiting for {} to reach {}: stopped; nothing more was written",
+            owner.reference(),
+            watched.component,
+            watched.target
+        ))
+    }
+
+    /// After a write whose reply was lost: the owner read again tells whether `value` was written.
+    async fn confirm_write(
+        &self,
+        result: &mut ChangeResult,
+        before: i32,
+        value: i32,
+        error: kube::Error,
+        reporter: &mut dyn Reporter,
+    ) -> Result<(), StepError> {
+        let owner = result.plan.owner.clone();
+        let lost = self.api_error(error);
+        let now = match owner.get(self.kube(), self.namespace()).await {
+            Ok(live) => owner.current(&live),
+            Err(read) => Err(self.api_error(read).to_string()),
+        };
+        match now {
+            Ok(now) if now == value => {
+                reporter.event(Event::Written { change: &result.plan, from: before, to: value });
+                Ok(())
+            }
+            Ok(now) if now == before => Err(StepError::Failed(Error::Failed(format!(
+                "writing {value} to {} got no reply ({lost}); read again, it still holds {now}: the write did not happen",
+                owner.reference()
+            )))),
+            Ok(now) => Err(StepError::Failed(Error::Failed(format!(
+                "writing {value} to {} got no reply ({lost}); read again, it holds {now}: someone else changed it",
+                owner.reference()
+            )))),
+            Err(read) => {
+                result.status = ChangeStatus::Unknown;
+                Err(StepError::Failed(Error::Failed(format!(
+                    "writing {value} to {} got no reply ({lost}) and it could not be read again ({read}): \
+                     whether {} is {value} or still {before} is unknown; check with kubectl milvus status",
+                    owner.reference(),
+                    owner.field()
+                ))))
+            }
+        }
     }
 
     fn timed_out(
@@ -366,6 +439,11 @@ pub fn applied_report(results: &[ChangeResult]) -> String {
     let mut lines = vec!["What was applied:".to_string()];
     for r in results.iter().filter(|r| r.plan.is_change()) {
         let (component, from, to) = (&r.plan.component, r.plan.from, r.plan.to);
+        if r.status == ChangeStatus::Unknown {
+            let was = r.applied.last().copied().unwrap_or(from);
+            lines.push(format!("  {component}: unknown whether the last write happened (was {was})"));
+            continue;
+        }
         lines.push(match r.applied.last() {
             Some(last) if *last == to => format!("  {component}: scaled {from} → {to}"),
             Some(last) => format!("  {component}: partly, at {last} ({from} → {to} planned)"),

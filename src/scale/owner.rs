@@ -11,6 +11,9 @@ use crate::client::Kube;
 use crate::client::read::milvus_resource;
 use crate::milvus::{ComponentKind, Milvus};
 
+/// The field manager of this plugin's writes, as `managedFields` name it.
+pub const FIELD_MANAGER: &str = "kubectl-milvus";
+
 /// The object that really owns a component's replicas.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
@@ -81,6 +84,33 @@ impl Owner {
         }
     }
 
+    /// Who last set the replicas field, other than this plugin: the newest `managedFields` entry that
+    /// owns it (`kubectl-scale (Update at 2026-12-01T10:00:00Z)`).
+    pub fn last_replicas_manager(&self, object: &Value) -> Option<String> {
+        let fields = |entry: &Value| -> bool {
+            let spec = &entry["fieldsV1"]["f:spec"];
+            match self {
+                Owner::Deployment { .. } => !spec["f:replicas"].is_null(),
+                Owner::Milvus { key, group, .. } => {
+                    let component = &spec["f:components"][format!("f:{key}")];
+                    !component[if group.is_some() { "f:groups" } else { "f:replicas" }].is_null()
+                }
+            }
+        };
+        object["metadata"]["managedFields"]
+            .as_array()?
+            .iter()
+            .filter(|entry| entry["manager"].as_str() != Some(FIELD_MANAGER) && fields(entry))
+            .max_by_key(|entry| entry["time"].as_str().unwrap_or_default().to_string())
+            .map(|entry| {
+                let manager = entry["manager"].as_str().unwrap_or("an unknown manager");
+                match (entry["operation"].as_str(), entry["time"].as_str()) {
+                    (Some(operation), Some(time)) => format!("{manager} ({operation} at {time})"),
+                    _ => manager.to_string(),
+                }
+            })
+    }
+
     /// The JSON merge patch that sets the replicas, carrying the resourceVersion of `object` so that a
     /// concurrent change fails with a conflict instead of being overwritten.
     pub fn patch_body(&self, object: &Value, replicas: i32) -> Result<Value, String> {
@@ -105,7 +135,11 @@ impl Owner {
         body: &Value,
         server_dry_run: bool,
     ) -> Result<Value, kube::Error> {
-        let params = PatchParams { dry_run: server_dry_run, ..PatchParams::default() };
+        let params = PatchParams {
+            dry_run: server_dry_run,
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PatchParams::default()
+        };
         let object = match self {
             Owner::Deployment { name } => {
                 let api = Api::<Deployment>::namespaced(kube.client.clone(), namespace);

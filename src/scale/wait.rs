@@ -10,10 +10,11 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::engine::{Event, Reporter};
+use super::owner::Owner;
 use crate::client::Kube;
 use crate::client::read::{self, Kinds, Scope};
 use crate::error::Error;
-use crate::milvus::{self, Component, DiscoveryOptions, ManagedBy, PodProblem, Release};
+use crate::milvus::{self, Component, DiscoveryOptions, ManagedBy, Milvus, PodProblem, Release};
 
 /// How often the release is read again while waiting.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -61,6 +62,8 @@ impl Interrupt {
 pub struct Watched {
     pub component: String,
     pub target: i32,
+    /// Where the target was written: if it holds another value while waiting, someone else changed it.
+    pub owner: Owner,
 }
 
 #[derive(Debug)]
@@ -68,6 +71,11 @@ pub enum Outcome {
     Ready,
     TimedOut(Option<Release>),
     Interrupted(Option<Release>),
+    /// The owner of a watched component no longer holds its target: `now` is what it holds.
+    Changed {
+        watched: Watched,
+        now: i32,
+    },
 }
 
 /// What the release looks like while waiting.
@@ -93,13 +101,25 @@ impl<'a> Waiter<'a> {
         }
     }
 
-    /// Reads the release once (the same requests as `status`, without HPAs).
-    pub async fn read(&self) -> Result<Option<Release>, Error> {
+    /// Reads the release once (the same requests as `status`, without HPAs), and its `Milvus` object.
+    pub async fn read(&self) -> Result<(Option<Release>, Option<Milvus>), Error> {
         let scope = Scope::Namespace(self.namespace.to_string());
         let kinds = Kinds { pods: true, hpas: false, milvuses: self.operator };
         let reading = read::read(self.kube, &scope, kinds).await?;
         let options = DiscoveryOptions { name_label: self.name_label.to_string(), now: Timestamp::now() };
-        Ok(milvus::discover(&reading.inventory, &options).into_iter().find(|r| r.name == self.release))
+        let release =
+            milvus::discover(&reading.inventory, &options).into_iter().find(|r| r.name == self.release);
+        let milvus = reading.inventory.milvuses.into_iter().find(|m| m.name() == self.release);
+        Ok((release, milvus))
+    }
+
+    /// What the owner of `watched` holds in this read: the Deployment's replicas as discovery saw them,
+    /// or the `Milvus` object's (the operator copies them to the Deployments later).
+    fn owner_value(watched: &Watched, release: &Release, milvus: Option<&Milvus>) -> Option<i32> {
+        match &watched.owner {
+            Owner::Deployment { .. } => component(release, &watched.component).map(|c| c.desired),
+            Owner::Milvus { component, group, .. } => milvus?.replicas(component, group.as_deref()).ok(),
+        }
     }
 
     /// Waits until every watched component has `target` replicas desired, ready, updated and available,
@@ -122,9 +142,16 @@ impl<'a> Waiter<'a> {
         reporter: &mut dyn Reporter,
     ) -> Result<Outcome, Error> {
         loop {
-            let release = self.read().await?;
+            let (release, milvus) = self.read().await?;
             if let Some(release) = &release {
                 reporter.event(Event::Waiting { release, watched });
+                let changed = watched.iter().find_map(|w| {
+                    let now = Self::owner_value(w, release, milvus.as_ref())?;
+                    (now != w.target).then(|| Outcome::Changed { watched: w.clone(), now })
+                });
+                if let Some(changed) = changed {
+                    return Ok(changed);
+                }
                 if watched
                     .iter()
                     .all(|w| component(release, &w.component).is_some_and(|c| is_ready(release, c, w.target)))
