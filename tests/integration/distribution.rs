@@ -205,19 +205,40 @@ fn on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-/// `validate-krew-manifest -manifest PATH ARGS…`, the check krew-index runs on every plugin submission.
-/// Without `-skip-install` it runs `kubectl krew install --manifest` for every platform (with
-/// KREW_OS/KREW_ARCH): kubectl and kubectl-krew must be on `path`, and the URIs must be served.
-fn validate_krew_manifest(manifest: &Path, args: &[&str], path: &OsString, tmp: &Path) -> Run {
+/// `validate-krew-manifest -manifest PATH ARGS…`, the check krew-index runs on every plugin submission,
+/// with its files in `dir`. Without `-skip-install` it runs `kubectl krew install --manifest` for every
+/// platform (KREW_OS/KREW_ARCH), downloading the manifest's URIs, and looks for the LICENSE.
+fn validate_krew_manifest(manifest: &Path, args: &[&str], dir: &Path) -> Run {
+    // It runs that kubectl with an environment of its own (KREW_ROOT in its temporary directory,
+    // KREW_OS, KREW_ARCH and PATH, nothing else): this kubectl sets HOME and TMPDIR (krew's download
+    // staging) back to the test's directory before it runs the real one.
+    let bin = dir.join("validator-bin");
+    if !bin.exists() {
+        std::fs::create_dir_all(&bin).expect("validator bin dir");
+        let kubectl = on_path("kubectl").expect("kubectl on the PATH (.ci/run installs it)");
+        let wrapper = bin.join("kubectl");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nHOME='{dir}' TMPDIR='{dir}' exec '{kubectl}' \"$@\"\n",
+                dir = dir.display(),
+                kubectl = kubectl.display()
+            ),
+        )
+        .expect("write kubectl wrapper");
+        std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod kubectl wrapper");
+        std::os::unix::fs::symlink(tool("krew"), bin.join("kubectl-krew")).expect("link krew");
+    }
     let out = Command::new(tool("validate-krew-manifest"))
         .arg("-manifest")
         .arg(manifest)
         .args(args)
         .env_clear()
-        .env("PATH", path)
-        .env("HOME", tmp)
-        .env("TMPDIR", tmp)
-        .current_dir(tmp)
+        .env("PATH", std::env::join_paths([bin]).expect("PATH"))
+        .env("HOME", dir)
+        .env("TMPDIR", dir)
+        .current_dir(dir)
         .output()
         .expect("run validate-krew-manifest");
     run_output(out)
@@ -234,8 +255,7 @@ fn krew_manifest_passes_krew_index_rules() {
     // krew-index's own validator agrees on its structure (installing needs the archives: see
     // `validate_krew_manifest_installs_every_platform_of_the_rendered_manifest`).
     let tmp = tempfile::tempdir().expect("temp dir");
-    let path = std::env::join_paths([tmp.path()]).expect("PATH");
-    let out = validate_krew_manifest(&repo(MANIFEST), &["-skip-install"], &path, tmp.path()).success();
+    let out = validate_krew_manifest(&repo(MANIFEST), &["-skip-install"], tmp.path()).success();
     assert!(out.stderr.contains("structural validation OK"), "{}", out.stderr);
     assert!(out.stderr.contains("no overlapping spec.platform[].selector"), "{}", out.stderr);
 }
@@ -670,8 +690,8 @@ fn krew_installs_the_release_archive_and_uninstalls_it() {
 ///
 /// The previous release is this same binary packaged as v0.0.9 (`scripts/package.sh --version
 /// v0.0.9`): krew decides on the manifests' spec.version (semver, v0.0.9 < v0.1.0), installs each
-/// version into store/milvus/<version>, and downloads each version's own archive (own file name and
-/// sha256) from its URI; what it runs is never asked for its version. The archives are served on
+/// version into store/milvus/<version>, and downloads each version's own archive (its own file name,
+/// with its checksum in its manifest) from its URI; what it runs is never asked for its version. The archives are served on
 /// loopback, at the paths of the release downloads.
 #[test]
 fn krew_upgrades_the_previous_release_to_this_one() {
@@ -681,7 +701,7 @@ fn krew_upgrades_the_previous_release_to_this_one() {
     let current = package(release_binary(), host_target(), &releases.join(version()), None);
     check_manifest(&releases.join(PREVIOUS).join("milvus.yaml"), PREVIOUS);
     check_manifest(&releases.join(version()).join("milvus.yaml"), &version());
-    assert_ne!(sha256_of(&previous), sha256_of(&current), "each version has its own archive");
+    assert_ne!(previous.file_name(), current.file_name(), "each version has its own archive");
     let downloads = Downloads::serve(&releases);
     let manifest = |tag: &str| {
         downloads
@@ -776,14 +796,14 @@ fn validate_krew_manifest_installs_every_platform_of_the_rendered_manifest() {
     }
 
     let tmp = krew.tmp();
-    let out = validate_krew_manifest(&rendered, &["-skip-install"], &krew.path(), &tmp).success();
+    let out = validate_krew_manifest(&rendered, &["-skip-install"], &tmp).success();
     assert!(out.stderr.contains("structural validation OK"), "{}", out.stderr);
 
     let downloads = Downloads::serve(&releases);
     let served = krew.input("served").join("milvus.yaml");
     std::fs::write(&served, downloads.localize(&std::fs::read_to_string(&rendered).expect("manifest")))
         .expect("write manifest");
-    let out = validate_krew_manifest(&served, &[], &krew.path(), &tmp).success();
+    let out = validate_krew_manifest(&served, &[], &tmp).success();
     assert!(out.stderr.contains("all 5 spec.platforms installed fine"), "{}", out.stderr);
     let requested: BTreeSet<String> = downloads.requests().into_iter().collect();
     let expected: BTreeSet<String> = PLATFORMS
@@ -800,9 +820,15 @@ fn validate_krew_manifest_installs_every_platform_of_the_rendered_manifest() {
         1,
     );
     std::fs::write(&served, wrong).expect("write manifest");
-    let out = validate_krew_manifest(&served, &[], &krew.path(), &tmp);
+    let out = validate_krew_manifest(&served, &[], &tmp);
     assert_ne!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("checksum does not match"), "{}", out.stderr);
+    // Its temporary KREW_ROOTs and krew's download staging were in the test's directory, and are gone.
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .expect("tmp")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["validator-bin"]);
 }
 
 /// The Windows zip carries `kubectl_complete-milvus.cmd`, which kubectl on Windows runs for
