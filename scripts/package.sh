@@ -13,9 +13,15 @@
 #                                          output directory; --all-platforms fails unless every platform
 #                                          of the manifest has its archive (the release workflow)
 #   --out DIR                              where everything goes (default: target/dist)
+#   --version vX.Y.Z                       package as that version instead of the crate's: archive
+#                                          name, the manifest's spec.version and URIs (the krew
+#                                          upgrade test packages the same binary as an older release)
 #
 # The archive, kubectl-milvus_v<version>_<os>_<arch>.tar.gz (.zip for Windows), holds the binary,
-# LICENSE, README.md and the kubectl_complete-milvus completion helper, at its root, as krew expects.
+# LICENSE, README.md and the completion helper, at its root, as krew expects: kubectl_complete-milvus
+# (a POSIX shell script), or kubectl_complete-milvus.cmd (CRLF line ends) for Windows. With --binary,
+# any platform can be packaged on any machine (`--binary PATH --target x86_64-pc-windows-msvc` makes
+# the Windows zip around PATH, named kubectl-milvus.exe), which is how the tests check every layout.
 # DIR/SHA256SUMS lists the checksum of every archive in DIR, and DIR/milvus.yaml is
 # plugin-manifest/milvus.yaml with those checksums filled in. The committed manifest is the template:
 # its URIs are final, its sha256 values are placeholders (all zeros) until a release renders them.
@@ -29,6 +35,7 @@ out="target/dist"
 name_only=false
 manifest_only=false
 all_platforms=false
+package_version=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) binary="$2"; shift 2 ;;
@@ -40,15 +47,22 @@ while [ $# -gt 0 ]; do
     --name) name_only=true; shift ;;
     --manifest-only) manifest_only=true; shift ;;
     --all-platforms) all_platforms=true; shift ;;
+    --version) package_version="$2"; shift 2 ;;
+    --version=*) package_version="${1#*=}"; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument $1 (see $0 --help)" >&2; exit 1 ;;
   esac
 done
 
 template="plugin-manifest/milvus.yaml"
-version="v$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)"
-if ! grep -q "^  version: ${version}\$" "$template"; then
-  echo "error: $template does not say version: $version (the crate's version)" >&2
+crate_version="v$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)"
+if ! grep -q "^  version: ${crate_version}\$" "$template"; then
+  echo "error: $template does not say version: $crate_version (the crate's version)" >&2
+  exit 1
+fi
+version=${package_version:-$crate_version}
+if ! [[ "$version" =~ ^v[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.+-]+)?$ ]]; then
+  echo "error: --version $version is not v-prefixed semver (v1.2.3)" >&2
   exit 1
 fi
 
@@ -62,15 +76,21 @@ sha256() {
 render_manifest() {
   mkdir -p "$out"
   : > "$out/SHA256SUMS"
+  local archive
   for archive in "$out"/kubectl-milvus_"${version}"_*; do
     [ -f "$archive" ] || continue
     case "$archive" in *.tar.gz|*.zip) ;; *) continue ;; esac
     printf '%s  %s\n' "$(sha256 "$archive")" "$(basename "$archive")" >> "$out/SHA256SUMS"
   done
+  # The template says the crate's version (spec.version and every URI); --version replaces it.
+  local text
+  text=$(cat "$template")
+  printf '%s\n' "${text//"$crate_version"/"$version"}" > "$out/milvus.yaml.template"
   awk 'FNR == NR { sum[$2] = $1; next }
        /^ *uri:/ { n = split($2, part, "/"); file = part[n] }
        /^ *sha256:/ && (file in sum) { sub(/sha256:.*/, "sha256: \"" sum[file] "\""); file = "" }
-       { print }' "$out/SHA256SUMS" "$template" > "$out/milvus.yaml"
+       { print }' "$out/SHA256SUMS" "$out/milvus.yaml.template" > "$out/milvus.yaml"
+  rm -f "$out/milvus.yaml.template"
   local missing
   missing=$(grep -c 'sha256: "0\{64\}"' "$out/milvus.yaml" || true)
   if [ "$missing" -gt 0 ]; then
@@ -142,7 +162,12 @@ cp "$binary" "$stage/kubectl-milvus$exe"
 chmod 755 "$stage/kubectl-milvus$exe"
 cp LICENSE README.md "$stage/"
 files=("kubectl-milvus$exe" LICENSE README.md)
-if [ "$os" != windows ]; then
+if [ "$os" = windows ]; then
+  # cmd.exe wants CRLF line ends, whatever the checkout made of them.
+  awk '{ sub(/\r$/, ""); printf "%s\r\n", $0 }' scripts/kubectl_complete-milvus.cmd \
+    > "$stage/kubectl_complete-milvus.cmd"
+  files+=(kubectl_complete-milvus.cmd)
+else
   cp scripts/kubectl_complete-milvus "$stage/"
   chmod 755 "$stage/kubectl_complete-milvus"
   files+=(kubectl_complete-milvus)
