@@ -41,6 +41,10 @@ pub enum Error {
     #[error("{0}")]
     Failed(String),
 
+    /// A command stopped midway: why, and what it had done by then.
+    #[error("{cause}\n{applied}")]
+    Stopped { cause: Box<Error>, applied: String },
+
     /// The named release does not exist where we looked; the message says where it does.
     #[error("{0}")]
     ReleaseNotFound(String),
@@ -80,6 +84,7 @@ impl Error {
     pub fn has_own_prefix(&self) -> bool {
         match self {
             Error::Api { source, .. } => !matches!(source, kube::Error::SerdeError(_)),
+            Error::Stopped { cause, .. } => cause.has_own_prefix(),
             _ => false,
         }
     }

@@ -86,7 +86,8 @@ async fn resolve_config(flags: &KubeFlags) -> Result<(Config, Deadlines), Error>
     Ok((config, deadlines))
 }
 
-/// `--kubeconfig`, else `$KUBECONFIG` (several files merged, first wins), else `~/.kube/config` if it exists.
+/// `--kubeconfig`, else `$KUBECONFIG` (several files merged, first wins; files that do not exist are
+/// skipped, as kubectl skips them), else `~/.kube/config` if it exists.
 pub fn load_kubeconfig(flags: &KubeFlags) -> Result<Option<Kubeconfig>, Error> {
     if let Some(path) = &flags.kubeconfig {
         if !path.exists() {
@@ -94,8 +95,16 @@ pub fn load_kubeconfig(flags: &KubeFlags) -> Result<Option<Kubeconfig>, Error> {
         }
         return Kubeconfig::read_from(path).map(Some).map_err(kubeconfig_error);
     }
-    if let Some(merged) = Kubeconfig::from_env().map_err(kubeconfig_error)? {
-        return Ok(Some(merged));
+    if let Some(list) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        let mut merged: Option<Kubeconfig> = None;
+        for path in std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty() && p.exists()) {
+            let next = Kubeconfig::read_from(&path).map_err(kubeconfig_error)?;
+            merged = Some(match merged {
+                None => next,
+                Some(first) => first.merge(next).map_err(kubeconfig_error)?,
+            });
+        }
+        return Ok(merged);
     }
     match home_kubeconfig() {
         Some(path) if path.exists() => Kubeconfig::read_from(path).map(Some).map_err(kubeconfig_error),

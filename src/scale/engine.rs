@@ -7,6 +7,8 @@
 //! stops it at the next safe point. Whatever happens, every change ends with a [`ChangeStatus`] that
 //! says what is true, and the [`Reporter`] hears each event as it happens.
 
+use std::time::Duration;
+
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -57,6 +59,13 @@ impl ChangeResult {
         let status = if plan.is_change() { ChangeStatus::Planned } else { ChangeStatus::Unchanged };
         ChangeResult { plan, applied: Vec::new(), status, diff: String::new() }
     }
+
+    /// The change as it stands: to the last value written, or (`planned`: a dry run) to its target;
+    /// `None` when nothing of it was written.
+    pub fn settled(&self, planned: bool) -> Option<PlannedChange> {
+        let to = if planned { Some(self.plan.to) } else { self.applied.last().copied() }?;
+        Some(PlannedChange { to, ..self.plan.clone() })
+    }
 }
 
 /// What the engine tells as it goes.
@@ -97,7 +106,7 @@ pub struct Engine<'a> {
     /// `--wait`: wait at the end until every changed component is ready.
     pub wait: bool,
     /// How long waiting may take, between steps and at the end together.
-    pub timeout: std::time::Duration,
+    pub timeout: Duration,
 }
 
 /// Why a step did not write its value.
@@ -176,7 +185,10 @@ impl Engine<'_> {
         results: &mut [ChangeResult],
         reporter: &mut dyn Reporter,
     ) -> Result<(), Error> {
-        let deadline = Instant::now() + self.timeout;
+        // A timeout too large to add to the clock is as good as none.
+        let now = Instant::now();
+        let deadline =
+            now.checked_add(self.timeout).unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86400));
         for index in 0..results.len() {
             if !results[index].plan.is_change() {
                 continue;
@@ -187,7 +199,7 @@ impl Engine<'_> {
                 reporter.event(Event::Failed { applied: &applied, interrupted });
                 return Err(match error {
                     Error::Exit(code) => Error::Exit(code),
-                    other => Error::Failed(format!("{other}\n{applied}")),
+                    other => Error::Stopped { cause: Box::new(other), applied },
                 });
             }
         }

@@ -64,7 +64,8 @@ pub struct HelmNote {
 }
 
 impl HelmNote {
-    /// The note for a Helm release's changes; `None` for an operator release or when no Helm value changes.
+    /// The note for a Helm release's changes; `None` for an operator release, or when every changed value
+    /// is what the release already records.
     pub fn new(
         release: &Release,
         changes: &[PlannedChange],
@@ -73,10 +74,15 @@ impl HelmNote {
         if !matches!(release.managed_by, ManagedBy::Helm { .. }) {
             return None;
         }
+        let recorded = |key: &str| match record {
+            Ok(Some(helm)) => helm.recorded_replicas(key),
+            _ => None,
+        };
         let settings: Vec<(String, i32)> = changes
             .iter()
             .filter(|c| c.is_change())
             .filter_map(|c| c.helm_value.clone().map(|v| (v, c.to)))
+            .filter(|(key, to)| recorded(key) != Some(i64::from(*to)))
             .collect();
         if settings.is_empty() {
             return None;

@@ -299,7 +299,7 @@ fn watch_refreshes_until_interrupted() {
     let child = command(
         Via::Binary,
         Some(api.kubeconfig_path()),
-        &["status", "my-release", "-w", "--interval", "100ms"],
+        &["status", "my-release", "-w", "--interval", "1s"],
     )
     .stdout(std::process::Stdio::piped())
     .spawn()

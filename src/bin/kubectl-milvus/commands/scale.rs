@@ -122,7 +122,6 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         .map_err(|refusals| Error::Failed(plan::refusal_message(&release.name, &refusals)))?;
 
     let mut warnings: Vec<String> = found.notes.iter().map(|n| n.message.clone()).collect();
-    let helm = HelmNote::new(release, &changes, &helm_record);
     if let (ManagedBy::Helm { .. }, Err(why)) = (&release.managed_by, &helm_record) {
         warnings.push(format!("the replicas recorded in the Helm release could not be checked: {why}"));
     }
@@ -137,16 +136,16 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     let mut reporter = Text { out: &mut *out, dry_run: args.dry_run, quiet, progress: Progress::new(quiet) };
     let outcome = engine.run(args.dry_run, &mut results, &mut reporter).await;
 
-    let changed_any = results.iter().any(|r| !r.applied.is_empty());
+    // Helm's record matters for what was written (a dry run: for what would be).
+    let written: Vec<_> = results.iter().filter_map(|r| r.settled(args.dry_run != DryRun::None)).collect();
+    let helm = HelmNote::new(release, &written, &helm_record);
     if let Some(format) = args.output {
         output::write_structured(
             out,
             format,
             &ScaleResult::new(release, args.dry_run, &results, helm.as_ref(), &warnings),
         )?;
-    } else if let Some(helm) = &helm
-        && (changed_any || args.dry_run != DryRun::None)
-    {
+    } else if let Some(helm) = &helm {
         helm.warnings(&release.name).iter().for_each(|w| warn(w));
         eprintln!("To make the change permanent, run:\n  {}", helm.command);
     }

@@ -67,8 +67,8 @@ pub struct Args {
     #[arg(short = 'w', long)]
     pub watch: bool,
 
-    /// How often --watch refreshes.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration, requires = "watch")]
+    /// How often --watch refreshes (at least 1s).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_interval, requires = "watch")]
     pub interval: Duration,
 
     /// Exit with code 3 when the release is not Healthy (for scripts and CI gates).
@@ -77,6 +77,15 @@ pub struct Args {
 
     #[command(flatten)]
     pub name: NameOverride,
+}
+
+/// `--interval`: a duration of at least a second, so that a watch cannot flood the API server.
+fn parse_interval(value: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(value).map_err(|e| e.to_string())?;
+    if interval < Duration::from_secs(1) {
+        return Err(format!("{value} is shorter than the 1s --watch allows"));
+    }
+    Ok(interval)
 }
 
 /// `status -o`: the pods added to the tables, or the structured printers.
