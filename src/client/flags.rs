@@ -50,7 +50,7 @@ pub struct KubeFlags {
     pub client_key: Option<PathBuf>,
 
     /// If true, the server's certificate will not be checked for validity. This will make your HTTPS connections insecure.
-    #[arg(long, global = true, help_heading = HEADING)]
+    #[arg(long, global = true, help_heading = HEADING, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub insecure_skip_tls_verify: bool,
 
     /// Server name to use for server certificate validation. If it is not provided, the hostname used to contact the server is used.

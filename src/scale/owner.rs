@@ -161,8 +161,10 @@ impl Owner {
 pub enum DryRun {
     /// Apply the change (the default).
     #[default]
+    #[value(alias = "false")]
     None,
     /// Compute and print; send no mutating request.
+    #[value(alias = "true")]
     Client,
     /// Send the request with dryRun=All: the server validates and admits it but stores nothing.
     Server,

@@ -67,6 +67,12 @@ pub fn parse_targets(targets: &[String], replicas: Option<&str>) -> Result<Vec<T
         return Err(format!("give either {component} or --replicas, not both"));
     }
     let (component, group) = parse_component(component)?;
+    // kubectl scale's --replicas is a count: a sign is refused, as kubectl refuses a negative count.
+    if replicas.trim_start().starts_with(['+', '-']) {
+        return Err(format!(
+            "invalid --replicas={replicas}: the count must be a whole number, 0 or more; for a relative change write {component}=+N or {component}=-N"
+        ));
+    }
     let change = parse_change(replicas).map_err(|e| format!("invalid --replicas: {e}"))?;
     Ok(vec![Target { component, group, change }])
 }

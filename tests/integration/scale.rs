@@ -355,7 +355,12 @@ fn relative_changes_and_the_kubectl_form() {
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 2);
     run(&api, &["scale", "my-release", "proxy", "--replicas=2"]).success();
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-proxy"), 2);
-    run(&api, &["scale", "my-release", "proxy", "--replicas", "+1"]).success();
+    // kubectl scale's --replicas is a count: a sign is refused, and nothing is sent.
+    api.clear_requests();
+    let signed = run(&api, &["scale", "my-release", "proxy", "--replicas", "+1"]).failure(1);
+    assert!(signed.stderr.contains("for a relative change write proxy=+N"), "{}", signed.stderr);
+    assert!(api.requests().is_empty(), "refused before any request");
+    run(&api, &["scale", "my-release", "proxy=+1"]).success();
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-proxy"), 3);
     // Nothing to do is not an error and sends nothing.
     api.clear_requests();

@@ -46,7 +46,7 @@ Examples:
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// List releases in all namespaces.
-    #[arg(short = 'A', long)]
+    #[arg(short = 'A', long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub all_namespaces: bool,
 
     /// Only releases whose Milvus workloads (or Milvus object) match this label selector (e.g. -l team=search).

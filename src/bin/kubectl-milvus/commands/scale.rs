@@ -68,21 +68,21 @@ pub struct Args {
     #[arg(value_name = "COMPONENT=REPLICAS", required = true)]
     pub targets: Vec<String>,
 
-    /// The new number of replicas for the one COMPONENT named (kubectl scale's form; +N/-N are relative).
+    /// The new number of replicas for the one COMPONENT named (kubectl scale's form: a count, 0 or more).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub replicas: Option<String>,
 
     /// none (apply), client (print the plan and diff, send nothing) or server (validate with dryRun=All).
     /// A bare --dry-run means client.
-    #[arg(long, value_enum, value_name = "STRATEGY", num_args = 0..=1, default_missing_value = "client", default_value = "none")]
+    #[arg(long, value_enum, value_name = "STRATEGY", num_args = 0..=1, require_equals = true, default_missing_value = "client", default_value = "none")]
     pub dry_run: DryRun,
 
     /// Wait until every changed component has all its replicas ready and updated.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub wait: bool,
 
     /// How long to wait (with --wait, and between gentle scale-in steps) before giving up.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", allow_hyphen_values = true, value_parser = parse_timeout)]
     pub timeout: Duration,
 
     /// Scale in at most this many replicas at a time, waiting for the component to be healthy between
@@ -91,7 +91,7 @@ pub struct Args {
     pub step: u32,
 
     /// Allow scaling a worker to 0, which makes the release unavailable.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_zero: bool,
 
     /// Output format for the plan and result: json or yaml.
@@ -102,10 +102,28 @@ pub struct Args {
     pub name: NameOverride,
 }
 
+/// `--timeout`: a duration, never negative (a negative one is refused, not taken for a flag).
+fn parse_timeout(value: &str) -> Result<Duration, String> {
+    if value.trim_start().starts_with('-') {
+        return Err("a timeout cannot be negative".into());
+    }
+    humantime::parse_duration(value).map_err(|e| e.to_string())
+}
+
 pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(), Error> {
     let targets = target::parse_targets(&args.targets, args.replicas.as_deref()).map_err(Error::Usage)?;
-    if std::env::args().any(|a| a == "--dry-run") {
-        eprintln!("Warning: --dry-run is deprecated and can be replaced with --dry-run=client.");
+    for (given, instead) in
+        [("--dry-run", "client"), ("--dry-run=true", "client"), ("--dry-run=false", "none")]
+    {
+        if std::env::args().any(|a| a == given) {
+            let what = if given == "--dry-run" { "" } else { " (boolean value)" };
+            warn(&format!("{given} is deprecated{what} and can be replaced with --dry-run={instead}."));
+        }
+    }
+    if args.wait && args.timeout.is_zero() {
+        return Err(Error::Usage(
+            "--wait with --timeout 0 would stop waiting at once: give a duration (e.g. --timeout 10m)".into(),
+        ));
     }
     let kube = Kube::connect(flags).await?;
     let lookup = release::Lookup { name: &args.release, all_namespaces: false, name_label: &args.name.label };

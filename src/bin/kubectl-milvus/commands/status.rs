@@ -52,7 +52,7 @@ pub struct Args {
     pub release: String,
 
     /// Look for the release in every namespace (an error if the name exists in more than one).
-    #[arg(short = 'A', long)]
+    #[arg(short = 'A', long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub all_namespaces: bool,
 
     /// Output format: wide (adds pods), json or yaml.
@@ -60,11 +60,11 @@ pub struct Args {
     pub output: Option<Format>,
 
     /// List the pods of every component and dependency, as kubectl get pods does.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub pods: bool,
 
     /// Refresh the status until interrupted.
-    #[arg(short = 'w', long)]
+    #[arg(short = 'w', long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub watch: bool,
 
     /// How often --watch refreshes (at least 1s).
@@ -72,7 +72,7 @@ pub struct Args {
     pub interval: Duration,
 
     /// Exit with code 3 when the release is not Healthy (for scripts and CI gates).
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub exit_code: bool,
 
     #[command(flatten)]

@@ -30,7 +30,7 @@ Examples:
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print the plugin version only; do not contact the server.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub client: bool,
 
     /// Output format: json or yaml.
