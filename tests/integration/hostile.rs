@@ -1,0 +1,320 @@
+//! Tried as a hostile user would: bad input of every kind refused before anything is sent, cluster data
+//! that tries to drive the terminal, silent and flaky servers, and someone else changing what the plugin
+//! is waiting for.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// Waits for a started plugin at most `limit`; a plugin still running then is killed and fails the test.
+fn bounded(mut child: std::process::Child, limit: Duration) -> Run {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the plugin") {
+            let mut stdout = String::new();
+            let mut stderr = String::new();
+            child.stdout.take().map(|mut s| s.read_to_string(&mut stdout));
+            child.stderr.take().map(|mut s| s.read_to_string(&mut stderr));
+            return Run { stdout, stderr, code: status.code().unwrap_or(-1) };
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the plugin was still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn spawn(kubeconfig: Option<&Path>, args: &[&str]) -> std::process::Child {
+    command(Via::Binary, kubeconfig, args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the plugin")
+}
+
+fn mutating(api: &TestApi) -> Vec<RequestRecord> {
+    api.requests().into_iter().filter(|r| r.is_mutating()).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: a clear message, exit 1, and (for scale) nothing written.
+
+#[test]
+fn bad_input_is_refused_with_a_message_and_nothing_is_written() {
+    let api = helm_release("helm/default.yaml");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let garbage = dir.path().join("garbage.yaml");
+    std::fs::write(&garbage, "this: [is not a kubeconfig").expect("write");
+    let missing = dir.path().join("missing.yaml");
+    let garbage = garbage.to_string_lossy().into_owned();
+    let missing = missing.to_string_lossy().into_owned();
+    let long = "a".repeat(64);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        // Release names.
+        (vec!["status", "My-Release"], "invalid release name \"My-Release\""),
+        (vec!["status", "a b"], "invalid release name"),
+        (vec!["status", "x,app=y"], "invalid release name"),
+        (vec!["scale", "../etc", "querynode=2"], "invalid release name"),
+        (vec!["scale", "-x", "querynode=2"], "unexpected argument"),
+        (vec!["status", &long], "must be no more than 63 characters"),
+        (vec!["status", "a..b"], "invalid release name"),
+        (vec!["scale", "x)", "querynode=2"], "invalid release name"),
+        // Namespaces.
+        (vec!["list", "-n", "Bad NS"], "invalid namespace \"Bad NS\""),
+        (vec!["list", "-n", "../kube-system"], "invalid namespace \"../kube-system\""),
+        (vec!["status", "my-release", "-n", "a-"], "invalid namespace"),
+        (vec!["scale", "my-release", "querynode=2", "-n", "UPPER"], "invalid namespace"),
+        (vec!["status", "my-release", "-n", "a_b"], "invalid namespace"),
+        // Components and values.
+        (vec!["scale", "my-release", "querynod=2"], "unknown component \"querynod\""),
+        (vec!["scale", "my-release", "mixcoord=2"], "mixcoord is a coordinator"),
+        (vec!["scale", "my-release", "querynode=1.5"], "not a whole number"),
+        (vec!["scale", "my-release", "querynode=-3"], "would leave -2 replicas"),
+        (vec!["scale", "my-release", "querynode=1001"], "more than the 1000"),
+        (vec!["scale", "my-release", "querynode=99999999999999999999"], "too large"),
+        (vec!["scale", "my-release", "querynode"], "expected COMPONENT=REPLICAS"),
+        (vec!["scale", "my-release", "querynode=2", "querynode=3"], "named more than once"),
+        (vec!["scale", "my-release", "querynode[rg9]=2"], "no group \"rg9\""),
+        (vec!["scale", "my-release", "querynode[=2"], "COMPONENT[GROUP]"),
+        (vec!["scale", "my-release", "query node=2"], "invalid component name"),
+        (vec!["scale", "my-release", "querynode=0"], "--allow-zero"),
+        (vec!["scale", "my-release", "attu=1"], "attu is not a Milvus worker"),
+        (vec!["scale", "my-release", "standalone=2"], "runs as a single pod"),
+        (vec!["scale", "my-release", "querynode", "--replicas=-1"], "0 or more"),
+        (vec!["scale", "my-release", "querynode", "--replicas=+1"], "for a relative change"),
+        (vec!["scale", "my-release", "querynode=2", "--replicas=3"], "not both"),
+        (vec!["scale", "my-release", "querynode", "datanode", "--replicas=3"], "exactly one COMPONENT"),
+        // Flags.
+        (vec!["scale", "my-release", "querynode=2", "--timeout", "-1s"], "a timeout cannot be negative"),
+        (vec!["scale", "my-release", "querynode=2", "--timeout", "soon"], "--timeout"),
+        (vec!["scale", "my-release", "querynode=2", "--wait", "--timeout", "0s"], "--timeout 0"),
+        (vec!["scale", "my-release", "querynode=2", "--dry-run=maybe"], "invalid value 'maybe'"),
+        (vec!["scale", "my-release", "querynode=2", "--allow-zero=perhaps"], "invalid value 'perhaps'"),
+        (vec!["scale", "my-release", "querynode=2", "-o", "wide"], "allowed formats are: json,yaml"),
+        (vec!["scale", "my-release", "querynode=2", "--step", "-1"], "unexpected argument"),
+        (vec!["status", "my-release", "-o", "name"], "allowed formats are: json,wide,yaml"),
+        (vec!["status", "my-release", "-w", "--interval", "0s"], "shorter than the 1s"),
+        (vec!["list", "-o", "table"], "allowed formats are: json,name,wide,yaml"),
+        (vec!["list", "-l", "app in (a"], "unable to parse requirement"),
+        (vec!["list", "--request-timeout", "soon"], "invalid timeout value"),
+        (vec!["version", "-o", "wide"], "--output must be 'yaml' or 'json'"),
+        // Kubeconfigs.
+        (vec!["list", "--kubeconfig", &missing], "no such file or directory"),
+        (vec!["list", "--kubeconfig", &garbage], "error"),
+        (vec!["list", "--context", "nope"], "context was not found for specified context: nope"),
+        (vec!["list", "--user", "nobody"], "auth info \"nobody\" does not exist"),
+        (vec!["list", "--cluster", "nowhere"], "cluster \"nowhere\" does not exist"),
+    ];
+    assert!(cases.len() >= 40, "{} cases", cases.len());
+    for (args, expected) in cases {
+        api.clear_requests();
+        let out = run(&api, &args);
+        assert_eq!(out.code, 1, "{args:?}: exit {}\n{}", out.code, out.stderr);
+        assert!(out.stderr.contains(expected), "{args:?}: expected {expected:?} in\n{}", out.stderr);
+        assert!(
+            out.stderr.starts_with("error: ") || out.stderr.starts_with("Error from server"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(mutating(&api).is_empty(), "{args:?} wrote something: {:?}", mutating(&api));
+    }
+}
+
+#[test]
+fn an_empty_namespace_means_the_default_one() {
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture_as("helm/default.yaml", "f1", "default")
+        .helm_install(true)
+        .fixture_as("helm/default.yaml", "f1", "other")
+        .helm_install(true)
+        .start();
+    let list = run(&api, &["list", "-n", ""]).success();
+    assert!(!list.stdout.contains("NAMESPACE"), "{}", list.stdout);
+    assert_eq!(list.stdout.lines().filter(|l| l.starts_with("f1 ")).count(), 1, "{}", list.stdout);
+    run(&api, &["scale", "f1", "-n", "", "querynode=2"]).success();
+    let replicas = |ns: &str| {
+        api.get_json("apps", "v1", "deployments", Some(ns), "f1-milvus-querynode").expect("deployment")["spec"]
+            ["replicas"]
+            .as_i64()
+    };
+    assert_eq!(replicas("default"), Some(2));
+    assert_eq!(replicas("other"), Some(1), "the release in another namespace is untouched");
+}
+
+#[test]
+fn missing_files_in_kubeconfig_are_skipped_as_kubectl_skips_them() {
+    let api = helm_release("helm/default.yaml");
+    let joined =
+        std::env::join_paths([Path::new("/nonexistent/kubeconfig"), api.kubeconfig_path()]).expect("join");
+    let out = command(Via::Binary, None, &["list"]).env("KUBECONFIG", joined).output().expect("run");
+    let out = Run {
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+        code: out.status.code().unwrap_or(-1),
+    };
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("my-release"), "{}", out.stdout);
+}
+
+#[test]
+fn a_timeout_too_large_for_the_clock_is_no_panic() {
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("helm/default.yaml")
+        .replicas("my-release-milvus-datanode", 3)
+        .start();
+    let out = run(&api, &["scale", "my-release", "datanode=2", "--timeout", "18446744073709551615s"]);
+    assert_ne!(out.code, 134, "a panic: {}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster data that tries to drive the terminal.
+
+const HOSTILE: &str = "\u{1b}[31mOOM\u{1b}]0;pwned\u{7}\u{1b}[2J";
+
+#[test]
+fn control_characters_from_the_cluster_are_escaped_in_human_output_and_exact_in_json() {
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("helm/default.yaml")
+        .helm_install(true)
+        .pod_behaviour(
+            "my-release-milvus-querynode",
+            0,
+            PodBehaviour::CrashLoopBackOff { restarts: 4, reason: HOSTILE.into(), exit_code: 137 },
+        )
+        .pod_behaviour(
+            "my-release-milvus-datanode",
+            0,
+            PodBehaviour::CreateContainerConfigError { message: format!("secret {HOSTILE} not found") },
+        )
+        .start();
+    api.settle().expect("settled");
+    for args in [&["status", "my-release"][..], &["status", "my-release", "--pods"], &["list"]] {
+        let out = run(&api, args);
+        assert!(!out.stdout.contains('\u{1b}') && !out.stdout.contains('\u{7}'), "{args:?}:\n{}", out.stdout);
+        assert!(!out.stderr.contains('\u{1b}'), "{args:?}:\n{}", out.stderr);
+    }
+    let status = run(&api, &["status", "my-release"]);
+    assert!(status.stdout.contains("\\x1b[31mOOM\\x1b]0;pwned\\x07\\x1b[2J"), "{}", status.stdout);
+    let json = run(&api, &["status", "my-release", "-o", "json"]).json();
+    let reasons: Vec<&str> =
+        json["problems"].as_array().expect("problems").iter().filter_map(|p| p["reason"].as_str()).collect();
+    assert!(reasons.iter().any(|r| r.contains(HOSTILE)), "JSON keeps the text exact: {reasons:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Silent and flaky servers.
+
+#[test]
+fn a_server_that_accepts_and_never_answers_is_given_up_on() {
+    // Accepts the connection and says nothing: the TLS handshake never completes. Connecting (TCP and
+    // TLS) gives up after 10 s by default.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let server = format!("https://{}", listener.local_addr().expect("address"));
+    let held = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(256).flatten() {
+            held.push(stream);
+        }
+    });
+    let api = helm_release("helm/default.yaml");
+    for args in [&["list"][..], &["status", "my-release"], &["scale", "my-release", "querynode=2"]] {
+        let mut full = args.to_vec();
+        full.extend(["--server", &server, "--insecure-skip-tls-verify"]);
+        let out = bounded(spawn(Some(api.kubeconfig_path()), &full), Duration::from_secs(40));
+        assert_eq!(out.code, 1, "{full:?}: {}", out.stderr);
+        assert!(out.stderr.contains("Unable to connect to the server"), "{full:?}: {}", out.stderr);
+    }
+    drop(held);
+}
+
+#[test]
+fn a_server_that_never_sends_its_response_is_given_up_on_at_the_request_timeout() {
+    if loopback_only("holds a response with injected latency") {
+        return;
+    }
+    let api = helm_release("helm/default.yaml");
+    api.set_fault(Fault::delay(Duration::from_secs(3600)).on("GET", "*/deployments"));
+    let out = bounded(
+        spawn(Some(api.kubeconfig_path()), &["list", "--request-timeout", "2s"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("timed out"), "{}", out.stderr);
+    // Without --request-timeout the default deadline (60 s) ends it.
+    let out = bounded(spawn(Some(api.kubeconfig_path()), &["list"]), Duration::from_secs(120));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("timed out"), "{}", out.stderr);
+}
+
+#[test]
+fn reads_are_retried_and_writes_are_not() {
+    if loopback_only("injects 503 answers and dropped connections") {
+        return;
+    }
+    let api = helm_release("helm/default.yaml");
+    api.set_fault(Fault::status(503).on("GET", "*/pods").times(1));
+    api.set_fault(Fault::drop_connection().on("GET", "*/statefulsets").times(1));
+    api.clear_requests();
+    run(&api, &["status", "my-release"]).success();
+    let pods: Vec<u16> =
+        api.requests().iter().filter(|r| r.path.ends_with("/pods")).map(|r| r.status).collect();
+    assert_eq!(pods, [503, 200], "the pod list was tried again after the 503");
+    api.clear_faults();
+    api.set_fault(Fault::status(503).on("PATCH", "*/deployments/my-release-milvus-querynode").times(1));
+    api.clear_requests();
+    let out = run(&api, &["scale", "my-release", "querynode=2"]).failure(1);
+    assert!(out.stderr.contains("Error from server"), "{}", out.stderr);
+    assert!(!out.stderr.contains("error: Error from server"), "one prefix: {}", out.stderr);
+    assert_eq!(mutating(&api).len(), 1, "a write is never sent twice");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Someone else changes what the plugin waits for.
+
+#[test]
+fn a_change_by_someone_else_while_waiting_stops_the_wait_and_is_named() {
+    // A crash-looping datanode keeps the scale-in waiting after its first step.
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("helm/default.yaml")
+        .helm_install(true)
+        .replicas("my-release-milvus-datanode", 5)
+        .pod_behaviour("my-release-milvus-datanode", 0, PodBehaviour::oom_killed(3))
+        .start();
+    api.clear_requests();
+    let child =
+        spawn(Some(api.kubeconfig_path()), &["scale", "my-release", "datanode=2", "--timeout", "60s"]);
+    api.wait_until(
+        |s| {
+            let log = s.requests();
+            log.iter()
+                .position(|r| r.method == "PATCH")
+                .is_some_and(|i| log[i..].iter().any(|r| r.path.ends_with("/pods")))
+        },
+        Duration::from_secs(20),
+    )
+    .expect("first step written");
+    api.set_replicas(("apps", "deployments"), "default", "my-release-milvus-datanode", 12)
+        .expect("someone else scales");
+    let out = bounded(child, Duration::from_secs(30));
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("deployment.apps/my-release-milvus-datanode was changed to 12"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("stopped; nothing more was written"), "{}", out.stderr);
+    let replicas = api
+        .get_json("apps", "v1", "deployments", Some("default"), "my-release-milvus-datanode")
+        .expect("deployment")["spec"]["replicas"]
+        .as_i64();
+    assert_eq!(replicas, Some(12), "the plugin wrote nothing over the other change");
+}
