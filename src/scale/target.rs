@@ -185,3 +185,46 @@ mod tests {
         assert_eq!(Change::To(4).apply(1), 4);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any text is a target or a clear refusal, never a panic; an accepted target prints back to text
+        /// that parses to the same target.
+        #[test]
+        fn any_assignment_parses_or_is_refused(text in "\\PC{0,40}") {
+            match parse_assignment(&text) {
+                Ok(target) => prop_assert_eq!(parse_assignment(&target.to_string()), Ok(target)),
+                Err(message) => prop_assert!(!message.is_empty()),
+            }
+        }
+
+        #[test]
+        fn well_formed_assignments_round_trip(
+            component in "[a-z][a-z_-]{0,15}",
+            group in proptest::option::of("[a-z0-9][a-z0-9-]{0,10}"),
+            sign in prop::sample::select(vec!["", "+", "-"]),
+            n in 0i32..=MAX_REPLICAS,
+        ) {
+            let group_text = group.as_ref().map(|g| format!("[{g}]")).unwrap_or_default();
+            let target = parse_assignment(&format!("{component}{group_text}={sign}{n}")).expect("well formed");
+            prop_assert_eq!(&target.component, &component);
+            prop_assert_eq!(&target.group, &group);
+            let expected = match sign { "+" => Change::By(n), "-" => Change::By(-n), _ => Change::To(n) };
+            prop_assert_eq!(target.change, expected);
+        }
+
+        #[test]
+        fn any_replicas_value_is_a_count_or_refused(value in "\\PC{0,24}") {
+            let targets = [String::from("querynode")];
+            match parse_targets(&targets, Some(&value)) {
+                Ok(parsed) => prop_assert!(matches!(parsed[0].change, Change::To(n) if (0..=MAX_REPLICAS).contains(&n))),
+                Err(message) => prop_assert!(message.contains("--replicas")),
+            }
+        }
+    }
+}
