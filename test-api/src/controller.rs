@@ -2,9 +2,9 @@
 //! controllers (and, optionally, the Milvus Operator's replica handling).
 
 use crate::resources::ResKey;
-use crate::selector::LabelSelector;
 use crate::store::Store;
 use crate::util::{self, meta_str};
+use label_selector::Selector as LabelSelector;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -145,7 +145,7 @@ impl Controller {
                 Target::Workload { name: p, index: None } if Self::name_matches(p, ns, name) => {
                     by_workload = Some(b)
                 }
-                Target::Selector(s) if s.matches(Some(labels)) => by_selector = Some(b),
+                Target::Selector(s) if s.matches(labels) => by_selector = Some(b),
                 _ => {}
             }
         }

@@ -104,11 +104,13 @@ pub use auth::Rules;
 pub use controller::PodBehaviour;
 pub use faults::{Fault, FaultAction};
 pub use fixtures::{FIXTURE_RELEASE, MilvusStatus, decode_helm_release, fixtures_dir, parse_yaml_docs};
+pub use label_selector::Selector as LabelSelector;
 pub use resources::ResKey;
-pub use selector::{FieldSelector, LabelSelector};
+pub use selector::FieldSelector;
 
 use controller::{Controller, Target};
 use fixtures::{Origin, Source};
+use selector::MatchesObject as _;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1031,7 +1033,7 @@ impl TestApi {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<Value>, String> {
-        let sel = LabelSelector::parse(label_selector.unwrap_or_default())?;
+        let sel = LabelSelector::parse(label_selector.unwrap_or_default()).map_err(|e| e.to_string())?;
         if let Some(r) = &self.real {
             return r.list(group, plural, namespace, label_selector);
         }

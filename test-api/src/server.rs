@@ -5,7 +5,7 @@ use crate::controller;
 use crate::faults::FaultAction;
 use crate::fixtures::{self, all_types};
 use crate::resources::{self, ResKey, ResourceType};
-use crate::selector::{FieldSelector, LabelSelector};
+use crate::selector::{self, FieldSelector, MatchesObject};
 use crate::status::ApiError;
 use crate::table;
 use crate::util::{self, meta_str};
@@ -15,6 +15,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
+use label_selector::Selector as LabelSelector;
 use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::io::Write as _;
@@ -538,8 +539,8 @@ fn selectors(
     rt: &ResourceType,
     name: Option<&str>,
 ) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let ls =
-        LabelSelector::parse(ctx.q("labelSelector").unwrap_or_default()).map_err(ApiError::bad_request)?;
+    let ls = LabelSelector::parse(ctx.q("labelSelector").unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut fs = FieldSelector::parse(ctx.q("fieldSelector").unwrap_or_default(), &rt.field_selectors())
         .map_err(ApiError::bad_request)?;
     if let Some(n) = name {
@@ -676,8 +677,7 @@ fn crd_for<'a>(store: &'a crate::store::Store, rt: &ResourceType) -> Option<&'a 
 }
 
 fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
-    let selector =
-        obj.pointer("/spec/selector").map(LabelSelector::from_label_selector_json).unwrap_or_default();
+    let selector = obj.pointer("/spec/selector").map(selector::from_label_selector_json).unwrap_or_default();
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -686,7 +686,7 @@ fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
             "resourceVersion": meta_str(obj, "resourceVersion"), "creationTimestamp": meta_str(obj, "creationTimestamp"),
         },
         "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(if rt.plural == "deployments" { 1 } else { 0 })},
-        "status": {"replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0), "selector": selector.to_selector_string()},
+        "status": {"replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0), "selector": selector.to_string()},
     })
 }
 
