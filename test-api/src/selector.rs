@@ -170,7 +170,11 @@ mod tests {
         assert_eq!(Selector::parse(&s.to_string()).expect("p"), s);
         let s = from_label_selector_json(&json!({"matchLabels": {"app": "x"},
             "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}, {"key": "canary", "operator": "DoesNotExist"}]}));
-        assert_eq!(s.to_string(), "app=x,tier in (a,b),!canary");
+        assert_eq!(
+            s.to_string(),
+            "app=x,!canary,tier in (a,b)",
+            "sorted by key, as Scale.status.selector is"
+        );
         let obj = json!({"metadata": {"labels": {"app": "x", "tier": "b"}}});
         assert!(s.matches_object(&obj));
         assert!(!s.matches_object(&json!({"metadata": {}})));

@@ -11,8 +11,10 @@
 //!     ("component".to_string(), "proxy".to_string()),
 //! ]);
 //! assert!(selector.matches(&labels));
-//! assert_eq!(selector.requirements()[1].operator(), Operator::In);
-//! assert_eq!(selector.to_string(), "app=milvus,component in (proxy,querynode),!canary");
+//! // Sorted by key, as the API server keeps them.
+//! assert_eq!(selector.requirements()[2].key(), "component");
+//! assert_eq!(selector.requirements()[2].operator(), Operator::In);
+//! assert_eq!(selector.to_string(), "app=milvus,!canary,component in (proxy,querynode)");
 //!
 //! let err = Selector::parse("env IN (a)").unwrap_err();
 //! assert_eq!(
@@ -25,7 +27,8 @@
 //! # Syntax
 //!
 //! A selector is a comma-separated list of requirements, all of which must hold (AND); the empty
-//! string selects everything. Whitespace between tokens is ignored.
+//! string selects everything. Spaces, tabs and line breaks between tokens are ignored; `in` and
+//! `notin` are operators only after a key, elsewhere (`in=x`, `a in (in)`) they are names.
 //!
 //! | requirement | [`Operator`] | holds when |
 //! |---|---|---|
@@ -37,10 +40,11 @@
 //! | `!key` | [`DoesNotExist`](Operator::DoesNotExist) | the label is absent |
 //! | `key>5`, `key<5` | [`GreaterThan`](Operator::GreaterThan), [`LessThan`](Operator::LessThan) | the label is present and, as an integer, greater / less |
 //!
-//! `key=` and `key!=` compare with the empty value; `in (a,,b)` holds an empty value. Keys are
+//! `key=`, `key!=` and `key>` compare with the empty value; in a value set an empty slot is the
+//! empty value (`()`, `(a,)`, `(a,,b)`), and the values are a set (sorted, no duplicates). Keys are
 //! validated as qualified names (`prefix/name`, the prefix a DNS subdomain), values as label values
 //! (at most 63 characters of `[A-Za-z0-9-_.]`, alphanumeric at both ends, or empty); the values of
-//! `>`/`<` must be integers. Requirements keep the order they were written in.
+//! `>`/`<` must be integers. The requirements are kept sorted by key, as apimachinery keeps them.
 //!
 //! # Errors
 //!
@@ -48,7 +52,8 @@
 //! `labelSelector`, e.g. `unable to parse requirement: found '', expected: identifier` or
 //! `found ',', expected: !, identifier, or 'end of string'`; key and value validation errors read
 //! `unable to parse requirement: key: Invalid value: "…": …` and
-//! `unable to parse requirement: values[0][key]: Invalid value: "…": …`.
+//! `unable to parse requirement: values[0][key]: Invalid value: "…": …` (several at once:
+//! `[…, …]`).
 //!
 //! # Matching
 //!
@@ -64,7 +69,7 @@
 //! ([`FromIterator`], [`Selector::push`]). [`Display`](std::fmt::Display) gives the canonical string
 //! form, which parses back to an equal selector when the parts are valid.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::hash::BuildHasher;
 use std::str::FromStr;
@@ -123,7 +128,8 @@ impl Requirement {
         self.operator
     }
 
-    /// The values, in the order written (empty for `Exists` and `DoesNotExist`).
+    /// The values: as given to [`new`](Self::new); parsed, sorted and without duplicates
+    /// (empty for `Exists` and `DoesNotExist`).
     pub fn values(&self) -> &[String] {
         &self.values
     }
@@ -147,26 +153,27 @@ impl Requirement {
             }
         }
     }
-
-    fn first_value(&self) -> &str {
-        self.values.first().map(String::as_str).unwrap_or_default()
-    }
 }
 
 impl fmt::Display for Requirement {
-    /// `key=value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`, `key`, `!key`, `key>5`, `key<5`.
+    /// `key=value`, `key!=value`, `key in (a,b)`, `key notin (a,b)`, `key`, `!key`, `key>5`,
+    /// `key<5`, as apimachinery's `Requirement.String()` (several values: sorted).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let key = &self.key;
-        match self.operator {
-            Operator::Equals => write!(f, "{key}={}", self.first_value()),
-            Operator::NotEquals => write!(f, "{key}!={}", self.first_value()),
-            Operator::In => write!(f, "{key} in ({})", self.values.join(",")),
-            Operator::NotIn => write!(f, "{key} notin ({})", self.values.join(",")),
-            Operator::Exists => write!(f, "{key}"),
-            Operator::DoesNotExist => write!(f, "!{key}"),
-            Operator::GreaterThan => write!(f, "{key}>{}", self.first_value()),
-            Operator::LessThan => write!(f, "{key}<{}", self.first_value()),
-        }
+        let op = match self.operator {
+            Operator::Exists => return write!(f, "{key}"),
+            Operator::DoesNotExist => return write!(f, "!{key}"),
+            Operator::Equals => "=",
+            Operator::NotEquals => "!=",
+            Operator::In => " in (",
+            Operator::NotIn => " notin (",
+            Operator::GreaterThan => ">",
+            Operator::LessThan => "<",
+        };
+        let mut values: Vec<&str> = self.values.iter().map(String::as_str).collect();
+        values.sort_unstable();
+        let close = if matches!(self.operator, Operator::In | Operator::NotIn) { ")" } else { "" };
+        write!(f, "{key}{op}{}{close}", values.join(","))
     }
 }
 
@@ -186,7 +193,7 @@ impl Selector {
         parse(text).map_err(|message| ParseError { message })
     }
 
-    /// The requirements, in the order written.
+    /// The requirements, sorted by key (requirements with the same key in the order given).
     pub fn requirements(&self) -> &[Requirement] {
         &self.requirements
     }
@@ -196,9 +203,11 @@ impl Selector {
         self.requirements.is_empty()
     }
 
-    /// Adds a requirement (ANDed with the others).
+    /// Adds a requirement (ANDed with the others), after those with a key sorting before or
+    /// equal to its own.
     pub fn push(&mut self, requirement: Requirement) {
-        self.requirements.push(requirement);
+        let at = self.requirements.partition_point(|r| r.key <= requirement.key);
+        self.requirements.insert(at, requirement);
     }
 
     /// Whether every requirement holds for these labels.
@@ -214,7 +223,9 @@ impl Selector {
 
 impl FromIterator<Requirement> for Selector {
     fn from_iter<I: IntoIterator<Item = Requirement>>(iter: I) -> Selector {
-        Selector { requirements: iter.into_iter().collect() }
+        let mut requirements: Vec<Requirement> = iter.into_iter().collect();
+        requirements.sort_by(|a, b| a.key.cmp(&b.key));
+        Selector { requirements }
     }
 }
 
@@ -227,7 +238,8 @@ impl FromStr for Selector {
 }
 
 impl fmt::Display for Selector {
-    /// The canonical form: the requirements joined by `,` (empty for the empty selector).
+    /// The canonical form, apimachinery's `Selector.String()`: the requirements (sorted by key)
+    /// joined by `,`; empty for the empty selector.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, r) in self.requirements.iter().enumerate() {
             if i > 0 {
@@ -300,12 +312,13 @@ impl<L: Labels> Labels for Option<L> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The parser: apimachinery's lexer and recursive-descent parser (pkg/labels/selector.go).
+// The parser: apimachinery's lexer and recursive-descent parser (pkg/labels/selector.go), step
+// by step, so inputs are accepted, rejected and reported as the API server does.
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tok {
-    Ident(String),
+    Ident,
     Bang,
     Eq,
     DoubleEq,
@@ -320,39 +333,33 @@ enum Tok {
     End,
 }
 
-impl fmt::Display for Tok {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self {
-            Tok::Ident(s) => s.as_str(),
-            Tok::Bang => "!",
-            Tok::Eq => "=",
-            Tok::DoubleEq => "==",
-            Tok::NotEq => "!=",
-            Tok::Gt => ">",
-            Tok::Lt => "<",
-            Tok::In => "in",
-            Tok::NotIn => "notin",
-            Tok::Open => "(",
-            Tok::Close => ")",
-            Tok::Comma => ",",
-            Tok::End => "",
-        };
-        f.write_str(s)
-    }
+/// Where a token is read: `in` and `notin` are operators only where an operator is expected;
+/// anywhere else (keys, values) they are identifiers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Context {
+    Operator,
+    Values,
+}
+
+/// apimachinery's whitespace (not Unicode's).
+fn is_whitespace(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
 fn is_special(c: char) -> bool {
     matches!(c, '!' | '=' | '>' | '<' | '(' | ')' | ',')
 }
 
-fn lex(s: &str) -> Vec<Tok> {
+/// Tokens with their literal text, ending with `End`.
+fn lex(s: &str) -> Vec<(Tok, String)> {
     let mut out = Vec::new();
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
-        if c.is_whitespace() {
+        if is_whitespace(c) {
             continue;
         }
         if is_special(c) {
+            // The longest run of special characters that is a token: `!=` and `==`, else one.
             let tok = match (c, chars.peek()) {
                 ('=', Some('=')) => Tok::DoubleEq,
                 ('!', Some('=')) => Tok::NotEq,
@@ -364,27 +371,30 @@ fn lex(s: &str) -> Vec<Tok> {
                 (')', _) => Tok::Close,
                 _ => Tok::Comma,
             };
+            let mut lit = String::from(c);
             if matches!(tok, Tok::DoubleEq | Tok::NotEq) {
+                lit.push('=');
                 chars.next();
             }
-            out.push(tok);
+            out.push((tok, lit));
             continue;
         }
         let mut word = String::from(c);
         while let Some(&n) = chars.peek() {
-            if n.is_whitespace() || is_special(n) {
+            if is_whitespace(n) || is_special(n) {
                 break;
             }
             word.push(n);
             chars.next();
         }
-        out.push(match word.as_str() {
+        let tok = match word.as_str() {
             "in" => Tok::In,
             "notin" => Tok::NotIn,
-            _ => Tok::Ident(word),
-        });
+            _ => Tok::Ident,
+        };
+        out.push((tok, word));
     }
-    out.push(Tok::End);
+    out.push((Tok::End, String::new()));
     out
 }
 
@@ -439,147 +449,195 @@ fn validate_key(k: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_value(k: &str, v: &str) -> Result<(), String> {
+fn validate_value(k: &str, i: usize, v: &str) -> Result<(), String> {
     if v.is_empty() || valid_name_part(v) {
         Ok(())
     } else {
         Err(format!(
-            "values[0][{k}]: Invalid value: \"{v}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+            "values[{i}][{k}]: Invalid value: \"{v}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
         ))
     }
 }
 
+/// apimachinery's `NewRequirement` checks of the values, as one error (several: `[a, b]`).
+fn new_requirement(key: String, operator: Operator, values: Vec<String>) -> Result<Requirement, String> {
+    let mut errors: Vec<String> = Vec::new();
+    if matches!(operator, Operator::GreaterThan | Operator::LessThan) {
+        for (i, v) in values.iter().enumerate() {
+            if v.parse::<i64>().is_err() {
+                errors.push(format!(
+                    "values[{i}]: Invalid value: \"{v}\": for 'Gt', 'Lt' operators, the value must be an integer"
+                ));
+            }
+        }
+    }
+    for (i, v) in values.iter().enumerate() {
+        if let Err(e) = validate_value(&key, i, v) {
+            errors.push(e);
+        }
+    }
+    errors.dedup();
+    match errors.len() {
+        0 => Ok(Requirement { key, operator, values }),
+        1 => Err(errors.swap_remove(0)),
+        _ => Err(format!("[{}]", errors.join(", "))),
+    }
+}
+
 struct Parser {
-    toks: std::vec::IntoIter<Tok>,
-    peeked: Tok,
+    toks: Vec<(Tok, String)>,
+    pos: usize,
 }
 
 impl Parser {
-    fn new(text: &str) -> Parser {
-        let mut toks = lex(text).into_iter();
-        let peeked = toks.next().unwrap_or(Tok::End);
-        Parser { toks, peeked }
+    fn token(&self, context: Context) -> (Tok, &str) {
+        let (tok, lit) = self.toks.get(self.pos).map_or((Tok::End, ""), |(t, l)| (*t, l.as_str()));
+        match tok {
+            Tok::In | Tok::NotIn if context == Context::Values => (Tok::Ident, lit),
+            _ => (tok, lit),
+        }
     }
 
-    fn peek(&self) -> &Tok {
-        &self.peeked
+    fn lookahead(&self, context: Context) -> (Tok, String) {
+        let (tok, lit) = self.token(context);
+        (tok, lit.to_string())
     }
 
-    fn next(&mut self) -> Tok {
-        let following = self.toks.next().unwrap_or(Tok::End);
-        std::mem::replace(&mut self.peeked, following)
+    fn consume(&mut self, context: Context) -> (Tok, String) {
+        let next = self.lookahead(context);
+        self.pos = self.pos.saturating_add(1).min(self.toks.len());
+        next
+    }
+
+    fn selector(&mut self) -> Result<Vec<Requirement>, String> {
+        let mut requirements = Vec::new();
+        loop {
+            match self.lookahead(Context::Values) {
+                (Tok::Ident | Tok::Bang, _) => {
+                    let r = self.requirement().map_err(|e| format!("unable to parse requirement: {e}"))?;
+                    requirements.push(r);
+                    match self.consume(Context::Values) {
+                        (Tok::End, _) => return Ok(requirements),
+                        (Tok::Comma, _) => match self.lookahead(Context::Values) {
+                            (Tok::Ident | Tok::Bang, _) => {}
+                            (_, lit) => return Err(format!("found '{lit}', expected: identifier after ','")),
+                        },
+                        (_, lit) => return Err(format!("found '{lit}', expected: ',' or 'end of string'")),
+                    }
+                }
+                (Tok::End, _) => return Ok(requirements),
+                (_, lit) => {
+                    return Err(format!("found '{lit}', expected: !, identifier, or 'end of string'"));
+                }
+            }
+        }
     }
 
     fn requirement(&mut self) -> Result<Requirement, String> {
-        if *self.peek() == Tok::Bang {
-            self.next();
-            return match self.next() {
-                Tok::Ident(key) => {
-                    validate_key(&key)?;
-                    Ok(Requirement { key, operator: Operator::DoesNotExist, values: vec![] })
-                }
-                t => Err(format!("found '{t}', expected: identifier")),
-            };
+        let mut negated = false;
+        let (mut tok, mut key) = self.consume(Context::Values);
+        if tok == Tok::Bang {
+            negated = true;
+            (tok, key) = self.consume(Context::Values);
         }
-        let key = match self.next() {
-            Tok::Ident(k) => k,
-            t => return Err(format!("found '{t}', expected: identifier")),
-        };
+        if tok != Tok::Ident {
+            return Err(format!("found '{key}', expected: identifier"));
+        }
         validate_key(&key)?;
-        if matches!(self.peek(), Tok::End | Tok::Comma) {
+        if negated {
+            return Ok(Requirement { key, operator: Operator::DoesNotExist, values: vec![] });
+        }
+        if matches!(self.lookahead(Context::Values).0, Tok::End | Tok::Comma) {
             return Ok(Requirement { key, operator: Operator::Exists, values: vec![] });
         }
-        let operator = match self.next() {
-            Tok::Eq | Tok::DoubleEq => Operator::Equals,
-            Tok::NotEq => Operator::NotEquals,
-            Tok::In => Operator::In,
-            Tok::NotIn => Operator::NotIn,
-            Tok::Gt => Operator::GreaterThan,
-            Tok::Lt => Operator::LessThan,
-            t => return Err(format!("found '{t}', expected: in, notin, =, ==, !=, gt, lt")),
+        let operator = match self.consume(Context::Operator) {
+            (Tok::In, _) => Operator::In,
+            (Tok::Eq | Tok::DoubleEq, _) => Operator::Equals,
+            (Tok::Gt, _) => Operator::GreaterThan,
+            (Tok::Lt, _) => Operator::LessThan,
+            (Tok::NotIn, _) => Operator::NotIn,
+            (Tok::NotEq, _) => Operator::NotEquals,
+            (_, lit) => return Err(format!("found '{lit}', expected: in, notin, =, ==, !=, gt, lt")),
         };
         let values = match operator {
-            Operator::In | Operator::NotIn => self.value_set(&key)?,
-            Operator::GreaterThan | Operator::LessThan => match self.next() {
-                Tok::Ident(v) => {
-                    if v.parse::<i64>().is_err() {
-                        return Err(format!(
-                            "values[0]: Invalid value: \"{v}\": for 'Gt', 'Lt' operators, the value must be an integer"
-                        ));
-                    }
-                    vec![v]
-                }
-                t => return Err(format!("found '{t}', expected: identifier")),
-            },
-            _ => match self.peek() {
-                Tok::End | Tok::Comma => vec![String::new()],
-                Tok::Ident(_) => match self.next() {
-                    Tok::Ident(v) => vec![v],
-                    _ => Vec::new(),
-                },
-                t => return Err(format!("found '{t}', expected: identifier")),
-            },
+            Operator::In | Operator::NotIn => self.value_set()?,
+            _ => self.exact_value()?,
         };
-        for v in &values {
-            validate_value(&key, v)?;
-        }
-        Ok(Requirement { key, operator, values })
+        new_requirement(key, operator, values.into_iter().collect())
     }
 
-    /// `(a,b)` after `in`/`notin`; an empty slot (`(a,,b)`, `(,)`) is the empty value.
-    fn value_set(&mut self, key: &str) -> Result<Vec<String>, String> {
-        match self.next() {
-            Tok::Open => {}
-            t => return Err(format!("found '{t}', expected: '('")),
+    /// `(a,b)` after `in`/`notin`: a set (sorted, without duplicates) where an empty slot
+    /// (`()`, `(a,)`, `(a,,b)`) is the empty value.
+    fn value_set(&mut self) -> Result<BTreeSet<String>, String> {
+        let (tok, lit) = self.consume(Context::Values);
+        if tok != Tok::Open {
+            return Err(format!("found '{lit}' expected: '('"));
         }
-        let mut vals = Vec::new();
+        match self.lookahead(Context::Values) {
+            (Tok::Ident | Tok::Comma, lit) => {
+                let set = self.identifiers()?;
+                if self.consume(Context::Values).0 != Tok::Close {
+                    return Err(format!("found '{lit}', expected: ')'"));
+                }
+                Ok(set)
+            }
+            (Tok::Close, _) => {
+                self.consume(Context::Values);
+                Ok(BTreeSet::from([String::new()]))
+            }
+            (_, lit) => Err(format!("found '{lit}', expected: ',', ')' or identifier")),
+        }
+    }
+
+    /// The comma-separated (possibly empty) identifiers of a value set, up to its `)`.
+    fn identifiers(&mut self) -> Result<BTreeSet<String>, String> {
+        let mut set = BTreeSet::new();
         loop {
-            match self.next() {
-                Tok::Ident(v) => {
-                    vals.push(v);
-                    match self.next() {
-                        Tok::Comma => continue,
-                        Tok::Close => break,
-                        t => return Err(format!("found '{t}', expected: ',' or ')'")),
+            match self.consume(Context::Values) {
+                (Tok::Ident, lit) => {
+                    set.insert(lit);
+                    match self.lookahead(Context::Values) {
+                        (Tok::Comma, _) => continue,
+                        (Tok::Close, _) => return Ok(set),
+                        (_, lit) => return Err(format!("found '{lit}', expected: ',' or ')'")),
                     }
                 }
-                Tok::Comma => vals.push(String::new()),
-                Tok::Close => break,
-                t => return Err(format!("found '{t}', expected: ',', ')' or identifier")),
+                (Tok::Comma, _) => {
+                    if set.is_empty() {
+                        set.insert(String::new()); // `(,`
+                    }
+                    match self.lookahead(Context::Values).0 {
+                        Tok::Close => {
+                            set.insert(String::new()); // `,)`
+                            return Ok(set);
+                        }
+                        Tok::Comma => {
+                            self.consume(Context::Values);
+                            set.insert(String::new()); // `,,`
+                        }
+                        _ => {}
+                    }
+                }
+                (_, lit) => return Err(format!("found '{lit}', expected: ',', or identifier")),
             }
         }
-        if vals.is_empty() {
-            return Err(format!(
-                "values: Invalid value: []string{{}}: for 'in', 'notin' operators, values set can't be empty (key {key})"
-            ));
+    }
+
+    /// The one value after `=`, `==`, `!=`, `>` or `<` (nothing before `,` or the end: empty).
+    fn exact_value(&mut self) -> Result<BTreeSet<String>, String> {
+        if matches!(self.lookahead(Context::Values).0, Tok::End | Tok::Comma) {
+            return Ok(BTreeSet::from([String::new()]));
         }
-        Ok(vals)
+        match self.consume(Context::Values) {
+            (Tok::Ident, lit) => Ok(BTreeSet::from([lit])),
+            (_, lit) => Err(format!("found '{lit}', expected: identifier")),
+        }
     }
 }
 
 fn parse(text: &str) -> Result<Selector, String> {
-    let mut p = Parser::new(text);
-    let mut requirements = Vec::new();
-    loop {
-        match p.peek() {
-            Tok::End => break,
-            Tok::Ident(_) | Tok::Bang => {
-                let r = p.requirement().map_err(|e| format!("unable to parse requirement: {e}"))?;
-                requirements.push(r);
-                match p.next() {
-                    Tok::End => break,
-                    Tok::Comma => {
-                        if matches!(p.peek(), Tok::End) {
-                            return Err("found '', expected: identifier after ','".into());
-                        }
-                    }
-                    t => return Err(format!("found '{t}', expected: ',' or 'end of string'")),
-                }
-            }
-            t => return Err(format!("found '{t}', expected: !, identifier, or 'end of string'")),
-        }
-    }
-    Ok(Selector { requirements })
+    let requirements = Parser { toks: lex(text), pos: 0 }.selector()?;
+    Ok(requirements.into_iter().collect())
 }
 
 #[cfg(test)]
@@ -595,6 +653,10 @@ mod tests {
         Selector::parse(text).expect_err(text).to_string()
     }
 
+    fn canonical(text: &str) -> String {
+        Selector::parse(text).expect(text).to_string()
+    }
+
     #[test]
     fn parses_every_operator() {
         let s = Selector::parse("a=b, c==d,e!=f,g in (h, i),j notin (k),l,!m,n>1,o<2").expect("parse");
@@ -605,7 +667,7 @@ mod tests {
         assert_eq!(s.requirements()[3].values(), ["h", "i"]);
         assert!(s.requirements()[5].values().is_empty());
         assert!(Selector::parse("").expect("empty").is_empty());
-        assert!(Selector::parse("  ").expect("blank").is_empty());
+        assert!(Selector::parse(" \t\r\n").expect("blank").is_empty());
         assert_eq!(
             Selector::parse("app.kubernetes.io/instance=my-release").expect("qualified").requirements()[0]
                 .key(),
@@ -613,14 +675,36 @@ mod tests {
         );
     }
 
+    /// apimachinery's TestToString and TestLexerParser cases.
+    #[test]
+    fn canonical_form_is_apimachinerys() {
+        assert_eq!(canonical("x in (foo,,baz),y,z notin ()"), "x in (,baz,foo),y,z notin ()");
+        assert_eq!(canonical("x notin (gaga), y=foo ,z!=bar"), "x notin (gaga),y=foo,z!=bar");
+        assert_eq!(
+            canonical("w in (), x notin (), y in (a,), z notin (,b)"),
+            "w in (),x notin (),y in (,a),z notin (,b)"
+        );
+        assert_eq!(canonical("z=1,a!=2,m"), "a!=2,m,z=1");
+        assert_eq!(canonical("x in (b,a,b)"), "x in (a,b)");
+        assert_eq!(canonical("x in (,)"), "x in ()");
+        assert_eq!(canonical("x>1,x<5"), "x>1,x<5");
+    }
+
+    #[test]
+    fn in_and_notin_are_names_outside_the_operator() {
+        let s = Selector::parse("in=notin,x in (in,notin),notin").expect("parse");
+        assert_eq!(s.to_string(), "in=notin,notin,x in (in,notin)");
+        assert!(s.matches(&labels(&[("in", "notin"), ("notin", ""), ("x", "in")])));
+        assert_eq!(err("x notin in"), "unable to parse requirement: found 'in' expected: '('");
+    }
+
     #[test]
     fn empty_values() {
-        let s = Selector::parse("a=,b!=,c in (x,,y),d in (,)").expect("parse");
-        assert_eq!(s.requirements()[0].values(), [""]);
-        assert_eq!(s.requirements()[1].values(), [""]);
-        assert_eq!(s.requirements()[2].values(), ["x", "", "y"]);
-        assert_eq!(s.requirements()[3].values(), [""]);
-        assert!(s.matches(&labels(&[("a", ""), ("c", ""), ("d", "")])));
+        let s = Selector::parse("a=,b!=,c in (x,,y),d in (,),e in (),f in (x,)").expect("parse");
+        let values: Vec<&[String]> = s.requirements().iter().map(Requirement::values).collect();
+        assert_eq!(values, [&[""][..], &[""], &["", "x", "y"], &[""], &[""], &["", "x"]]);
+        assert!(s.matches(&labels(&[("a", ""), ("c", ""), ("d", ""), ("e", ""), ("f", "")])));
+        assert!(!s.matches(&labels(&[("a", ""), ("c", ""), ("d", ""), ("e", "x"), ("f", "")])));
     }
 
     #[test]
@@ -674,21 +758,26 @@ mod tests {
             "unable to parse requirement: found 'IN', expected: in, notin, =, ==, !=, gt, lt"
         );
         assert_eq!(err("a=====b"), "unable to parse requirement: found '==', expected: identifier");
+        assert_eq!(err("a in ("), "unable to parse requirement: found '', expected: ',', ')' or identifier");
         assert_eq!(err("a in (b"), "unable to parse requirement: found '', expected: ',' or ')'");
-        assert_eq!(err("a in b"), "unable to parse requirement: found 'b', expected: '('");
+        assert_eq!(err("a in (b,="), "unable to parse requirement: found '=', expected: ',', or identifier");
+        assert_eq!(err("a in b"), "unable to parse requirement: found 'b' expected: '('");
         assert_eq!(err("a=b,"), "found '', expected: identifier after ','");
+        assert_eq!(err("a,,b"), "found ',', expected: identifier after ','");
         assert_eq!(err("=x"), "found '=', expected: !, identifier, or 'end of string'");
         assert_eq!(err("a=b c"), "found 'c', expected: ',' or 'end of string'");
+        assert_eq!(err("a in (b)(c)"), "found '(', expected: ',' or 'end of string'");
+        assert_eq!(err("!a=b"), "found '=', expected: ',' or 'end of string'");
         assert_eq!(err("a=("), "unable to parse requirement: found '(', expected: identifier");
         assert_eq!(err("!=x"), "found '!=', expected: !, identifier, or 'end of string'");
         assert_eq!(err("!"), "unable to parse requirement: found '', expected: identifier");
         assert_eq!(
-            err("a in ()"),
-            "unable to parse requirement: values: Invalid value: []string{}: for 'in', 'notin' operators, values set can't be empty (key a)"
-        );
-        assert_eq!(
             err("n>x"),
             "unable to parse requirement: values[0]: Invalid value: \"x\": for 'Gt', 'Lt' operators, the value must be an integer"
+        );
+        assert_eq!(
+            err("n<"),
+            "unable to parse requirement: values[0]: Invalid value: \"\": for 'Gt', 'Lt' operators, the value must be an integer"
         );
         assert!(
             err("-bad-=x")
@@ -696,7 +785,17 @@ mod tests {
         );
         assert!(err("Bad.Prefix/x").contains("prefix part a lowercase RFC 1123 subdomain"));
         assert!(err("a=-x").starts_with("unable to parse requirement: values[0][a]: Invalid value: \"-x\""));
+        assert!(
+            err("a in (x,-y)")
+                .starts_with("unable to parse requirement: values[0][a]: Invalid value: \"-y\"")
+        );
         assert!(err(&format!("a={}", "x".repeat(64))).contains("a valid label must be"));
+        let both = err("n>-x");
+        assert!(
+            both.starts_with("unable to parse requirement: [values[0]: Invalid value: \"-x\": for 'Gt'"),
+            "{both}"
+        );
+        assert!(both.contains(", values[0][n]: Invalid value: \"-x\": a valid label"), "{both}");
         for text in ["app in db", "app in (db", "a b=c", "app=(x)", "=x", "a in (b)(c)", "a,,b"] {
             assert!(Selector::parse(text).is_err(), "{text} should be rejected");
         }
@@ -711,15 +810,18 @@ mod tests {
         assert_eq!(s.to_string(), text);
         assert_eq!(Selector::parse("a == b , c in ( d , e )").expect("p").to_string(), "a=b,c in (d,e)");
         let built: Selector = [
-            Requirement::new("a", Operator::Equals, ["b"]),
             Requirement::new("c", Operator::Exists, Vec::<String>::new()),
+            Requirement::new("a", Operator::Equals, ["b"]),
         ]
         .into_iter()
         .collect();
         assert_eq!(built.to_string(), "a=b,c");
         assert_eq!(Selector::parse(&built.to_string()).expect("p"), built);
         let mut pushed = Selector::default();
-        pushed.push(Requirement::new("x", Operator::NotIn, ["1", "2"]));
-        assert_eq!(pushed.to_string(), "x notin (1,2)");
+        pushed.push(Requirement::new("x", Operator::NotIn, ["2", "1"]));
+        pushed.push(Requirement::new("b", Operator::Exists, Vec::<String>::new()));
+        pushed.push(Requirement::new("x", Operator::DoesNotExist, Vec::<String>::new()));
+        assert_eq!(pushed.to_string(), "b,x notin (1,2),!x");
+        assert_eq!(pushed.requirements()[1].values(), ["2", "1"], "as given");
     }
 }
