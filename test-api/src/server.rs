@@ -1,15 +1,16 @@
 //! HTTPS server, routing and the request handlers.
 
+use crate::RequestRecord;
 use crate::auth::{self, Rules};
 use crate::controller;
 use crate::faults::FaultAction;
 use crate::fixtures::{self, all_types};
+use crate::loopback::Shared;
 use crate::resources::{self, ResKey, ResourceType};
 use crate::selector::{self, FieldSelector, MatchesObject};
 use crate::status::ApiError;
 use crate::table;
 use crate::util::{self, meta_str};
-use crate::{RequestRecord, Shared};
 use axum::body::Body;
 use base64::Engine;
 use bytes::Bytes;

@@ -53,7 +53,7 @@ impl Real {
         // The loopback's loader does renames, Helm metadata, release Secrets and CR status.
         let mut store = Store::default();
         fixtures::load_with(&mut store, sources, age, util::now_ts(), false)?;
-        crate::apply_replicas(&mut store, replicas)?;
+        fixtures::apply_replicas(&mut store, replicas)?;
         let types = fixtures::all_types(&store);
         let mut objects: Vec<(String, Value)> = Vec::new(); // (kind, object)
         for t in &types {
@@ -64,7 +64,7 @@ impl Real {
         // Nodes for the kubelet stand-in to "run" pods on.
         let created = util::ts(util::now_ts());
         for i in 1..=3 {
-            let node = crate::node_object(i, &created, &self.git_version);
+            let node = fixtures::node_object(i, &created, &self.git_version);
             self.create(&node)?;
             let status = json!({"status": node["status"].clone()});
             self.call_ok("PATCH", &format!("/api/v1/nodes/node-{i}/status"), Some((&status, MERGE)))?;

@@ -7,7 +7,7 @@
 //! - [`control_plane`]: the processes (`control-plane.sh up`/`down`, the watchdog);
 //! - [`client`]: HTTP calls, discovery and resource paths;
 //! - [`load`]: the builder's sources created on the server;
-//! - [`rbac`]: the users' [`Rules`] as RBAC objects;
+//! - [`rbac`]: the users' [`Rules`](crate::Rules) as RBAC objects;
 //! - [`kubelet`]: the kubelet and Milvus Operator stand-ins, and the convergence check;
 //! - [`audit`]: the audit log read as the request log;
 //! - here: the backend itself and its views.
@@ -19,11 +19,11 @@ mod kubelet;
 mod load;
 mod rbac;
 
-use crate::RequestRecord;
-use crate::auth::Rules;
-use crate::controller::{Controller, PodBehaviour};
-use crate::fixtures::Source;
+use crate::backend::{ApiBackend, Endpoint, FaultInjection, ViewSource};
+use crate::controller::PodBehaviour;
+use crate::controller::Target;
 use crate::util::{self, meta_str};
+use crate::{Backend, LabelSelector, RequestRecord, StateView, TestApiBuilder, Timeout};
 use audit::AuditReader;
 use client::{
     ApiRes, Discovery, JSON, MERGE, call, call_ok, client_for, for_create, items, message, percent_encode,
@@ -46,19 +46,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// What the builder hands to the real backend.
-pub(crate) struct Config {
-    pub sources: Vec<Source>,
-    pub replicas: Vec<(String, i64)>,
-    pub users: Vec<(String, Rules)>,
-    pub ctl: Controller,
-    pub age: Duration,
-    pub kubeconfig_path: Option<PathBuf>,
-    pub kubeconfig_namespace: String,
-    pub current_context: String,
-    pub reconciler: bool,
-}
-
 struct Harness {
     client: kube::Client,
     marker: kube::Client,
@@ -78,7 +65,7 @@ impl Harness {
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Default)]
-pub(crate) struct Arena {
+struct Arena {
     head: OnceCell<Box<ArenaNode>>,
 }
 
@@ -88,7 +75,7 @@ struct ArenaNode {
 }
 
 impl Arena {
-    pub fn alloc(&self, value: Vec<Value>) -> &[Value] {
+    fn alloc(&self, value: Vec<Value>) -> &[Value] {
         let mut cell = &self.head;
         loop {
             match cell.get() {
@@ -114,15 +101,12 @@ pub(crate) struct Real {
     users: HashMap<String, String>,
     log: Mutex<AuditReader>,
     shutdown: tokio::sync::watch::Sender<bool>,
-    pub url: String,
-    pub port: u16,
-    pub ca_pem: String,
-    pub kubeconfig: PathBuf,
-    pub dir: PathBuf,
-    pub owned_dir: bool,
-    pub git_version: String,
+    url: String,
+    dir: PathBuf,
+    owned_dir: bool,
+    git_version: String,
     /// Plugin users in kubeconfig order: `(name, token)`.
-    pub tokens: Vec<(String, String)>,
+    tokens: Vec<(String, String)>,
     cp: Option<ControlPlane>,
 }
 
@@ -133,7 +117,14 @@ impl std::fmt::Debug for Real {
 }
 
 impl Real {
-    pub fn start(cfg: Config) -> Result<Real, String> {
+    /// Start a control plane, load the builder's sources, and wait until the controllers have
+    /// converged.
+    pub(crate) fn start(cfg: TestApiBuilder) -> Result<(Real, Endpoint), String> {
+        if !cfg.progress_deadline_exceeded.is_empty() {
+            return Err("progress_deadline_exceeded is not supported on the kube-apiserver backend \
+                 (the real Deployment controller decides when a rollout times out)"
+                .into());
+        }
         let names: Vec<&str> = cfg.users.iter().map(|(u, _)| u.as_str()).collect();
         let control_plane::Started { handle: cp, dir, url, port, ca_pem, audit_log, tokens: all_users } =
             control_plane::up(&names)?;
@@ -187,7 +178,7 @@ impl Real {
             .unwrap_or_default()
             .to_string();
         let disc = rt.block_on(Discovery::load(&client))?;
-        let ctl = cfg.ctl;
+        let ctl = cfg.controller();
         let h = Arc::new(Harness {
             client,
             marker,
@@ -215,11 +206,8 @@ impl Real {
             users,
             log: Mutex::new(AuditReader::default()),
             shutdown,
-            url,
-            port,
-            ca_pem,
-            kubeconfig,
-            dir,
+            url: url.clone(),
+            dir: dir.clone(),
             owned_dir,
             git_version,
             tokens,
@@ -230,11 +218,11 @@ impl Real {
         real.h.kubelet.started.store(true, Ordering::SeqCst);
         // Forget what loading did: the log starts empty, as the loopback's does.
         real.clear_requests();
-        Ok(real)
+        Ok((real, Endpoint { url, port, ca_pem, kubeconfig, dir }))
     }
 
     fn rt(&self) -> &tokio::runtime::Runtime {
-        self.rt.as_ref().expect("runtime")
+        self.rt.as_ref().expect("the runtime lives until the backend is dropped")
     }
 
     fn block<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -280,7 +268,8 @@ impl Real {
         }
     }
 
-    pub fn get(
+    /// An object through `version` (None: the preferred one), or None.
+    fn fetch(
         &self,
         group: &str,
         version: Option<&str>,
@@ -295,7 +284,9 @@ impl Real {
         }
     }
 
-    pub fn list(
+    /// Objects of a type (the preferred version), sorted by namespace and name, with the
+    /// `apiVersion` and `kind` a get would have.
+    fn fetch_list(
         &self,
         group: &str,
         plural: &str,
@@ -328,15 +319,75 @@ impl Real {
         Ok(out)
     }
 
-    pub fn resource_version(&self) -> u64 {
-        self.call_ok("GET", "/api/v1/namespaces?limit=1", None)
-            .ok()
-            .and_then(|v| v.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
+    fn repoke(&self) {
+        let k = &self.h.kubelet;
+        k.wanted.fetch_add(1, Ordering::SeqCst);
+        k.poke.notify_one();
+        self.settle_or_panic();
     }
 
-    pub fn apply(&self, object: Value) -> Result<Value, String> {
+    fn view(&self) -> RealView<'_> {
+        RealView { real: self, arena: Arena::default(), log: OnceCell::new() }
+    }
+}
+
+impl ApiBackend for Real {
+    fn kind(&self) -> Backend {
+        Backend::KubeApiserver
+    }
+
+    fn server_version(&self) -> String {
+        self.git_version.clone()
+    }
+
+    fn users(&self) -> Vec<(String, String)> {
+        self.tokens.clone()
+    }
+
+    /// Faults, latency and a closed listener are the loopback's; a real server has none.
+    fn faults(&self) -> Option<&dyn FaultInjection> {
+        None
+    }
+
+    fn requests(&self) -> Vec<RequestRecord> {
+        Real::requests(self)
+    }
+
+    fn clear_requests(&self) {
+        Real::clear_requests(self);
+    }
+
+    fn set_pod_behaviour(&self, target: Target, behaviour: PodBehaviour) {
+        lock(&self.h.kubelet.ctl).rules.push((target, behaviour));
+        self.repoke();
+    }
+
+    fn set_operator_reconciler(&self, on: bool) {
+        self.h.reconciler.store(on, Ordering::SeqCst);
+    }
+
+    fn get_json(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        self.fetch(group, Some(version), plural, ns, name)
+    }
+
+    fn list_json(
+        &self,
+        group: &str,
+        plural: &str,
+        ns: Option<&str>,
+        selector: &LabelSelector,
+    ) -> Result<Vec<Value>, String> {
+        self.fetch_list(group, plural, ns, Some(&selector.to_string()))
+    }
+
+    fn apply_json(&self, object: Value) -> Result<Value, String> {
         let av = object["apiVersion"].as_str().unwrap_or_default().to_string();
         let kind = object["kind"].as_str().unwrap_or_default().to_string();
         let r =
@@ -389,7 +440,7 @@ impl Real {
         Ok(stored)
     }
 
-    pub fn patch(
+    fn patch_json(
         &self,
         group: &str,
         plural: &str,
@@ -421,7 +472,7 @@ impl Real {
         Ok(out)
     }
 
-    pub fn delete(&self, group: &str, plural: &str, ns: Option<&str>, name: &str) -> Option<Value> {
+    fn delete_json(&self, group: &str, plural: &str, ns: Option<&str>, name: &str) -> Option<Value> {
         let r = self.res(group, None, plural)?;
         let path = res_path(&r, ns, Some(name));
         let cur = match self.call("GET", &path, None) {
@@ -438,20 +489,38 @@ impl Real {
         }
     }
 
-    pub fn set_pod_behaviour(&self, rule: (crate::controller::Target, PodBehaviour)) {
-        lock(&self.h.kubelet.ctl).rules.push(rule);
-        self.repoke();
+    fn resource_version(&self) -> u64 {
+        self.call_ok("GET", "/api/v1/namespaces?limit=1", None)
+            .ok()
+            .and_then(|v| v.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(String::from))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
     }
 
-    fn repoke(&self) {
-        let k = &self.h.kubelet;
-        k.wanted.fetch_add(1, Ordering::SeqCst);
-        k.poke.notify_one();
-        self.settle_or_panic();
+    fn with_view(&self, f: &mut dyn FnMut(&StateView<'_>)) {
+        f(&StateView::new(&self.view()));
     }
 
-    pub fn set_operator_reconciler(&self, on: bool) {
-        self.h.reconciler.store(on, Ordering::SeqCst);
+    fn settle(&self) -> Result<(), String> {
+        Real::settle(self)
+    }
+
+    /// The server is polled: each round is a fresh view.
+    fn wait_until(
+        &self,
+        cond: &mut dyn FnMut(&StateView<'_>) -> bool,
+        timeout: Duration,
+    ) -> Result<(), Timeout> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cond(&StateView::new(&self.view())) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Timeout(timeout));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -468,26 +537,30 @@ impl Drop for Real {
     }
 }
 
-/// A [`crate::StateView`] over the real server: each query is a request, answered once per view.
-pub(crate) struct RealView<'a> {
-    pub real: &'a Real,
-    pub arena: Arena,
-    pub log: OnceCell<Vec<RequestRecord>>,
+/// A [`StateView`] over the real server: each query is a request, answered once per view.
+struct RealView<'a> {
+    real: &'a Real,
+    arena: Arena,
+    log: OnceCell<Vec<RequestRecord>>,
 }
 
-impl RealView<'_> {
-    pub fn get(&self, group: &str, plural: &str, ns: Option<&str>, name: &str) -> Option<&Value> {
-        let v = self.real.get(group, None, plural, ns, name)?;
+impl ViewSource for RealView<'_> {
+    fn get(&self, group: &str, plural: &str, ns: Option<&str>, name: &str) -> Option<&Value> {
+        let v = self.real.fetch(group, None, plural, ns, name)?;
         self.arena.alloc(vec![v]).first()
     }
 
-    pub fn list(&self, group: &str, plural: &str, ns: Option<&str>) -> Vec<&Value> {
-        let v = self.real.list(group, plural, ns, None).unwrap_or_default();
+    fn list(&self, group: &str, plural: &str, ns: Option<&str>) -> Vec<&Value> {
+        let v = self.real.fetch_list(group, plural, ns, None).unwrap_or_default();
         self.arena.alloc(v).iter().collect()
     }
 
-    pub fn requests(&self) -> &[RequestRecord] {
+    fn requests(&self) -> &[RequestRecord] {
         self.log.get_or_init(|| self.real.requests())
+    }
+
+    fn resource_version(&self) -> u64 {
+        self.real.resource_version()
     }
 }
 
