@@ -234,11 +234,9 @@ fn server_dry_run_sends_only_dry_run_requests() {
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 1);
 }
 
+// Loopback only (the name keeps it off a real server): injects a 422 answer.
 #[test]
-fn server_dry_run_reports_what_the_server_refuses() {
-    if loopback_only("injects a 422 answer") {
-        return;
-    }
+fn server_dry_run_reports_what_the_server_refuses_loopback_only() {
     let api = helm_release("helm/default.yaml");
     api.set_fault(
         Fault::status(422)
@@ -402,11 +400,9 @@ fn resource_groups_are_addressed_explicitly() {
 // ---------------------------------------------------------------------------------------------
 // Concurrency, gentle scale-in, waiting, interruption.
 
+// Loopback only (the name keeps it off a real server): holds a write back with injected latency.
 #[test]
-fn a_concurrent_change_is_a_conflict_that_is_re_planned_not_overwritten() {
-    if loopback_only("holds a write back with injected latency") {
-        return;
-    }
+fn a_concurrent_change_is_a_conflict_that_is_re_planned_not_overwritten_loopback_only() {
     let api = helm_with(1, 1);
     let deployment = "/apis/apps/v1/namespaces/default/deployments/my-release-milvus-querynode";
     // Hold the plugin's write long enough for another writer to get in between its read and its write.
@@ -564,11 +560,9 @@ fn interrupting_a_scale_in_stops_after_the_current_step_and_reports() {
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 4);
 }
 
+// Loopback only (the name keeps it off a real server): injects a 500 answer.
 #[test]
-fn a_failure_midway_reports_what_changed_and_what_did_not() {
-    if loopback_only("injects a 500 answer") {
-        return;
-    }
+fn a_failure_midway_reports_what_changed_and_what_did_not_loopback_only() {
     let api = helm_with(1, 1);
     api.set_fault(
         Fault::status(500)
