@@ -550,7 +550,7 @@ pub(crate) fn apply_replicas(store: &mut Store, replicas: &[(String, i64)]) -> R
             let hits: Vec<Value> =
                 store.list(&k, ns, None).filter(|o| util::meta_str(o, "name") == name).cloned().collect();
             for mut o in hits {
-                o["spec"]["replicas"] = json!(r);
+                util::set_replicas(&mut o, *r);
                 store.put(&k, o);
                 found = true;
             }

@@ -321,7 +321,7 @@ impl ApiBackend for Loopback {
                 let m = util::meta_mut(&mut obj);
                 m.insert(
                     "generation".into(),
-                    json!(if spec_changed { generation + 1 } else { generation.max(1) }),
+                    json!(if spec_changed { generation.saturating_add(1) } else { generation.max(1) }),
                 );
             }
             controller::apply_defaults(&rt.key(), &mut obj);
@@ -351,7 +351,11 @@ impl ApiBackend for Loopback {
             let spec_before = obj.get("spec").cloned();
             util::merge_patch(&mut obj, &patch);
             if obj.get("spec") != spec_before.as_ref() {
-                let g = obj.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1) + 1;
+                let g = obj
+                    .pointer("/metadata/generation")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1)
+                    .saturating_add(1);
                 util::meta_mut(&mut obj).insert("generation".into(), json!(g));
             }
             st.store.put(&k, obj);

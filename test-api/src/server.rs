@@ -954,7 +954,7 @@ fn update(
             }
             let _ = &scale_rt;
             let mut o = existing.clone();
-            o["spec"]["replicas"] = json!(replicas);
+            util::set_replicas(&mut o, replicas);
             o
         }
         Some("status") => {
@@ -990,7 +990,8 @@ fn update(
     };
     validate(rt, name, &new_obj)?;
     if new_obj.get("spec") != existing.get("spec") {
-        let g = existing.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1) + 1;
+        let g =
+            existing.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1).saturating_add(1);
         util::meta_mut(&mut new_obj).insert("generation".into(), json!(g));
     }
     util::meta_mut(&mut new_obj).insert("resourceVersion".into(), json!(current_rv));
@@ -1115,7 +1116,8 @@ fn start_watch(shared: Arc<Shared>, p: WatchParams) -> Response<Body> {
     let mut rv_rx = shared.rv_watch.subscribe();
     let mut shutdown = shared.shutdown.subscribe();
     tokio::spawn(async move {
-        let deadline = p.timeout.map(|t| tokio::time::Instant::now() + t);
+        // A timeoutSeconds beyond what the clock can represent is no deadline.
+        let deadline = p.timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
         let key = p.rt.key();
         let render = |o: &Value| -> Value {
             let v = to_version(&p.rt, &p.version, o).into_owned();

@@ -237,6 +237,17 @@ pub(crate) fn obj_mut<'a>(m: &'a mut Map<String, Value>, key: &str) -> &'a mut M
     }
 }
 
+/// Set `v.spec.replicas` (making `spec`, or `v` itself, an object if it is not one), as a merge
+/// patch of `{"spec": {"replicas": n}}` would.
+pub(crate) fn set_replicas(v: &mut Value, replicas: i64) {
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    if let Value::Object(root) = v {
+        obj_mut(root, "spec").insert("replicas".into(), Value::from(replicas));
+    }
+}
+
 pub(crate) fn labels_of(v: &Value) -> Option<&Map<String, Value>> {
     v.get("metadata").and_then(|m| m.get("labels")).and_then(Value::as_object)
 }
@@ -298,6 +309,16 @@ mod tests {
             json_patch(&mut v, &json!({"op": "add"})),
             Err("a JSON patch must be an array of operations".into())
         );
+    }
+
+    #[test]
+    fn replicas_are_set_whatever_spec_was() {
+        for mut v in
+            [json!({"spec": {"replicas": 1, "x": 2}}), json!({"spec": "odd"}), json!({}), json!(null)]
+        {
+            set_replicas(&mut v, 3);
+            assert_eq!(v["spec"]["replicas"], 3, "{v}");
+        }
     }
 
     #[test]

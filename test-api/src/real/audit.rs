@@ -1,5 +1,9 @@
 //! The API server's audit log as the request log: events of the kubeconfig's users become
 //! [`RequestRecord`]s; a marker request makes each read complete up to the moment it was asked for.
+//!
+//! Numbers read from the log (status codes, offsets) are converted and added without overflow (the
+//! lints below keep it so).
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_wrap, clippy::cast_possible_truncation)]
 
 use super::client::call;
 use super::{Real, lock};
@@ -36,7 +40,7 @@ impl AuditReader {
         f.seek(SeekFrom::Start(self.offset)).map_err(|e| e.to_string())?;
         let mut buf = String::new();
         let n = f.read_to_string(&mut buf).map_err(|e| e.to_string())?;
-        self.offset += n as u64;
+        self.offset = self.offset.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
         self.partial.push_str(&buf);
         let Some(end) = self.partial.rfind('\n') else {
             return Ok(());
@@ -69,7 +73,11 @@ impl AuditReader {
         if !anonymous && !users.contains_key(authn) {
             return;
         }
-        let code = ev.pointer("/responseStatus/code").and_then(Value::as_u64).unwrap_or(0) as u16;
+        let code = ev
+            .pointer("/responseStatus/code")
+            .and_then(Value::as_u64)
+            .and_then(|c| u16::try_from(c).ok())
+            .unwrap_or(0);
         let id = ev["auditID"].as_str().unwrap_or_default().to_string();
         if let Some(&i) = self.by_id.get(&id) {
             if let Some(r) = self.records.get_mut(i)
@@ -125,11 +133,11 @@ impl AuditReader {
 impl Real {
     pub(super) fn sync_log(&self) -> MutexGuard<'_, AuditReader> {
         let mut log = lock(&self.log);
-        log.next_marker += 1;
+        log.next_marker = log.next_marker.saturating_add(1);
         let n = log.next_marker;
         let path = format!("/version?{MARKER}={n}");
         let _ = self.block(call(&self.h.marker, "GET", &path, None));
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now().checked_add(Duration::from_secs(10)).unwrap_or_else(Instant::now);
         loop {
             if let Err(e) = log.read(&self.audit_log, &self.users) {
                 panic!("audit log: {e}");
@@ -145,8 +153,8 @@ impl Real {
         let log = self.sync_log();
         log.records[log.cleared..]
             .iter()
-            .enumerate()
-            .map(|(i, r)| RequestRecord { seq: i as u64 + 1, ..r.clone() })
+            .zip(1u64..)
+            .map(|(r, seq)| RequestRecord { seq, ..r.clone() })
             .collect()
     }
 

@@ -3,6 +3,9 @@
 //! asks for (pod index = the lowest index free in its workload when the pod appears; StatefulSet
 //! ordinals), the Milvus Operator's replica handling (when enabled), and the check that the
 //! controllers and the stand-ins have converged.
+//!
+//! Counts read from the server are compared and added without overflow (the lints below keep it so).
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_wrap, clippy::cast_possible_truncation)]
 
 use super::client::{JSON, MERGE, call, call_ok, items, res_path};
 use super::{Harness, lock};
@@ -14,6 +17,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A number of objects, as the server's `int64`/`int32` fields count them.
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
 
 fn i64_at(v: &Value, pointer: &str) -> i64 {
     v.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
@@ -271,10 +279,13 @@ impl Harness {
             let mut stream = Box::pin(stream);
             loop {
                 let deadline = lock(&self.kubelet.st).deadline;
-                let sleep = tokio::time::sleep_until(
-                    deadline
-                        .map_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600), Into::into),
-                );
+                let sleep = tokio::time::sleep_until(deadline.map_or_else(
+                    || {
+                        let now = tokio::time::Instant::now();
+                        now.checked_add(Duration::from_secs(3600)).unwrap_or(now)
+                    },
+                    Into::into,
+                ));
                 tokio::select! {
                     _ = shutdown.changed() => return,
                     () = self.kubelet.poke.notified() => break,
@@ -355,16 +366,17 @@ impl Harness {
         let mut rs_ready: HashMap<String, i64> = HashMap::new();
         for rs in &rss {
             let active: Vec<&Value> = owned(rs).into_iter().filter(|p| is_active(p)).collect();
-            let ready = active.iter().filter(|p| is_ready(p)).count() as i64;
+            let ready = count(active.iter().filter(|p| is_ready(p)).count());
             if behind(rs)
-                || active.len() as i64 != i64_at(rs, "/spec/replicas")
-                || i64_at(rs, "/status/replicas") != active.len() as i64
+                || count(active.len()) != i64_at(rs, "/spec/replicas")
+                || i64_at(rs, "/status/replicas") != count(active.len())
                 || i64_at(rs, "/status/readyReplicas") != ready
             {
                 return Ok(Some(format!("replicaset {} is converging", id(rs))));
             }
             if let Some(o) = owner_uid(rs) {
-                *rs_ready.entry(o.to_string()).or_default() += ready;
+                let sum = rs_ready.entry(o.to_string()).or_default();
+                *sum = sum.saturating_add(ready);
             }
         }
         for d in &deps {
@@ -382,12 +394,12 @@ impl Harness {
         for s in &stss {
             let want = s.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
             let mine: Vec<&Value> = owned(s).into_iter().filter(|p| !is_deleting(p)).collect();
-            let ready = mine.iter().filter(|p| is_ready(p)).count() as i64;
-            let blocked = ready < mine.len() as i64;
+            let ready = count(mine.iter().filter(|p| is_ready(p)).count());
+            let blocked = ready < count(mine.len());
             if behind(s)
-                || i64_at(s, "/status/replicas") != mine.len() as i64
+                || i64_at(s, "/status/replicas") != count(mine.len())
                 || i64_at(s, "/status/readyReplicas") != ready
-                || (mine.len() as i64 != want && !blocked)
+                || (count(mine.len()) != want && !blocked)
             {
                 return Ok(Some(format!("statefulset {} is converging", id(s))));
             }
@@ -396,8 +408,8 @@ impl Harness {
             let mine = owned(j);
             let phase =
                 |p: &&&Value, ph: &str| p.pointer("/status/phase").and_then(Value::as_str) == Some(ph);
-            let succeeded = mine.iter().filter(|p| phase(p, "Succeeded")).count() as i64;
-            let active = mine.iter().filter(|p| is_active(p)).count() as i64;
+            let succeeded = count(mine.iter().filter(|p| phase(p, "Succeeded")).count());
+            let active = count(mine.iter().filter(|p| is_active(p)).count());
             if mine.is_empty()
                 || i64_at(j, "/status/succeeded") != succeeded
                 || i64_at(j, "/status/active") != active
