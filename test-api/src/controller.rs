@@ -2,9 +2,9 @@
 //! controllers (and, optionally, the Milvus Operator's replica handling).
 
 use crate::resources::ResKey;
-use crate::selector::LabelSelector;
 use crate::store::Store;
 use crate::util::{self, meta_str};
+use label_selector::Selector as LabelSelector;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -145,7 +145,7 @@ impl Controller {
                 Target::Workload { name: p, index: None } if Self::name_matches(p, ns, name) => {
                     by_workload = Some(b)
                 }
-                Target::Selector(s) if s.matches(Some(labels)) => by_selector = Some(b),
+                Target::Selector(s) if s.matches(labels) => by_selector = Some(b),
                 _ => {}
             }
         }
@@ -789,9 +789,9 @@ fn max_unavailable(d: &Value, replicas: i64) -> i64 {
         Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
         Some(Value::String(s)) if s.ends_with('%') => {
             let p: i64 = s.trim_end_matches('%').parse().unwrap_or(25);
-            replicas * p / 100
+            replicas.saturating_mul(p) / 100
         }
-        _ => replicas * 25 / 100,
+        _ => replicas.saturating_mul(25) / 100,
     }
 }
 
@@ -910,7 +910,7 @@ pub(crate) fn reconcile_deployment(
     ctl.deadlines.remove(&wl);
     let (total, ready) = sync_pods(store, ctl, ns, wl, plans, stale, now);
 
-    let surge = replicas + (replicas * 25 + 99) / 100;
+    let surge = replicas.saturating_add(replicas.saturating_mul(25).saturating_add(99) / 100);
     let mut rs_labels = d.pointer("/spec/template/metadata/labels").cloned().unwrap_or_else(|| json!({}));
     rs_labels["pod-template-hash"] = json!(hash);
     let mut tmpl = d.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
@@ -946,7 +946,7 @@ pub(crate) fn reconcile_deployment(
     // Deployment status.
     let now_s = util::ts(util::now_ts());
     let old_conds = d.pointer("/status/conditions").cloned();
-    let available_ok = ready >= replicas - max_unavailable(&d, replicas);
+    let available_ok = ready >= replicas.saturating_sub(max_unavailable(&d, replicas));
     let (av_status, av_reason, av_msg) = if available_ok {
         ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.".to_string())
     } else {
@@ -974,7 +974,7 @@ pub(crate) fn reconcile_deployment(
         st.insert("readyReplicas".into(), json!(ready));
         st.insert("availableReplicas".into(), json!(ready));
     }
-    if total - ready > 0 {
+    if total > ready {
         st.insert("unavailableReplicas".into(), json!(total - ready));
     }
     st.insert(
@@ -1301,9 +1301,9 @@ pub(crate) fn reconcile_milvus(store: &mut Store, ctl: &mut Controller, ns: &str
         let Some(mut d) = store.get(&dk, ns, &dname).cloned() else {
             continue;
         };
-        d["spec"]["replicas"] = json!(want);
-        let g = i64_at(&d, &["metadata", "generation"]).unwrap_or(1) + 1;
-        d["metadata"]["generation"] = json!(g);
+        util::set_replicas(&mut d, want);
+        let g = i64_at(&d, &["metadata", "generation"]).unwrap_or(1).saturating_add(1);
+        util::meta_mut(&mut d).insert("generation".into(), json!(g));
         changed.push(dname);
         store.put(&dk, d);
     }

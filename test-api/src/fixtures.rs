@@ -537,6 +537,49 @@ pub(crate) fn all_types(store: &Store) -> Vec<ResourceType> {
     t
 }
 
+/// Override `spec.replicas` of loaded Deployments and StatefulSets (`name` or `ns/name`).
+pub(crate) fn apply_replicas(store: &mut Store, replicas: &[(String, i64)]) -> Result<(), String> {
+    for (w, r) in replicas {
+        let (ns, name) = match w.split_once('/') {
+            Some((a, b)) => (Some(a), b),
+            None => (None, w.as_str()),
+        };
+        let mut found = false;
+        for plural in ["deployments", "statefulsets"] {
+            let k = ResKey::new("apps", plural);
+            let hits: Vec<Value> =
+                store.list(&k, ns, None).filter(|o| util::meta_str(o, "name") == name).cloned().collect();
+            for mut o in hits {
+                util::set_replicas(&mut o, *r);
+                store.put(&k, o);
+                found = true;
+            }
+        }
+        if !found {
+            return Err(format!("replicas({w}): no such Deployment or StatefulSet"));
+        }
+    }
+    Ok(())
+}
+
+/// `node-{i}`, one of the three Ready nodes pods are scheduled on.
+pub(crate) fn node_object(i: u32, created: &str, version: &str) -> Value {
+    let name = format!("node-{i}");
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "uid": util::uid(&["Node", &name]), "creationTimestamp": created,
+            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}},
+        "spec": {"podCIDR": format!("10.244.{i}.0/24")},
+        "status": {
+            "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+            "allocatable": {"cpu": "8", "memory": "31Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastHeartbeatTime": created, "lastTransitionTime": created}],
+            "addresses": [{"type": "InternalIP", "address": format!("10.0.0.{}", 10 + i)}, {"type": "Hostname", "address": name}],
+            "nodeInfo": {"kubeletVersion": version, "containerRuntimeVersion": "containerd://2.0.5", "osImage": "Ubuntu 24.04 LTS", "kernelVersion": "6.8.0", "operatingSystem": "linux", "architecture": "amd64", "machineID": "", "systemUUID": "", "bootID": "", "kubeProxyVersion": ""},
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,35 +86,41 @@
 //! merging them by key; deletion is immediate (no finalizers, no graceful termination).
 #![warn(missing_docs)]
 
-mod auth;
-mod controller;
-mod faults;
-mod fixtures;
-mod real;
-mod resources;
-mod selector;
-mod server;
-mod status;
-mod store;
-mod table;
-mod tls;
+// Shared by both backends: the builder's vocabulary and what it loads.
+mod auth; // users, tokens and `Rules`
+mod backend; // the `ApiBackend` interface `TestApi` dispatches through
+mod controller; // pod behaviours and the simulated controllers (the real backend's kubelet uses them)
+mod fixtures; // fixture files and sources, rendered into objects
+mod resources; // the served resource types
+mod selector; // label and field selectors over stored objects
+mod store; // the in-memory object store
+mod tls; // certificates and kubeconfigs
 mod util;
+
+// The loopback backend: the server and what only it needs.
+mod faults; // injected faults and latency
+mod loopback;
+mod server; // HTTPS, routing and the verbs
+mod status; // metav1.Status errors
+mod table; // server-side tables for kubectl get
+
+// The kube-apiserver backend.
+mod real;
 
 pub use auth::Rules;
 pub use controller::PodBehaviour;
 pub use faults::{Fault, FaultAction};
 pub use fixtures::{FIXTURE_RELEASE, MilvusStatus, decode_helm_release, fixtures_dir, parse_yaml_docs};
+pub use label_selector::Selector as LabelSelector;
 pub use resources::ResKey;
-pub use selector::{FieldSelector, LabelSelector};
+pub use selector::FieldSelector;
 
+use backend::{ApiBackend, Endpoint, FaultInjection, ViewSource};
 use controller::{Controller, Target};
 use fixtures::{Origin, Source};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
-use store::Store;
+use std::time::Duration;
 
 /// Which API server a [`TestApi`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,113 +209,45 @@ impl RequestRecord {
     }
 }
 
-pub(crate) struct State {
-    pub store: Store,
-    pub ctl: Controller,
-    pub users: Vec<auth::User>,
-    pub faults: faults::Faults,
-    pub log: Vec<RequestRecord>,
-    pub git_version: String,
-    pub port: u16,
-    pub listening: bool,
-}
-
-pub(crate) struct Shared {
-    state: Mutex<State>,
-    cond: Condvar,
-    pub rv_watch: tokio::sync::watch::Sender<u64>,
-    pub timer: tokio::sync::Notify,
-    pub shutdown: tokio::sync::watch::Sender<bool>,
-    pub stop_listening: tokio::sync::watch::Sender<bool>,
-}
-
-impl Shared {
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Tell watchers, waiters and the timer that the store changed.
-    pub fn changed(&self, rv: u64) {
-        self.rv_watch.send_replace(rv);
-        self.cond.notify_all();
-        self.timer.notify_one();
-    }
-
-    /// Wake [`TestApi::wait_until`] and [`TestApi::stop_listening`] waiters.
-    pub fn notify_waiters(&self) {
-        self.cond.notify_all();
-    }
-
-    pub fn record(&self, mut rec: RequestRecord, started: Instant) {
-        rec.duration = started.elapsed();
-        let mut st = self.lock();
-        rec.seq = st.log.len() as u64 + 1;
-        st.log.push(rec);
-        drop(st);
-        self.cond.notify_all();
-    }
-}
-
 /// Read-only view of the server state, given to [`TestApi::wait_until`] and [`TestApi::with_state`].
 ///
 /// On the kube-apiserver backend every query is a request to the server (made once per view),
 /// objects are as served (HPAs through `autoscaling/v2beta2`), and the request log is read from
 /// the audit log.
 pub struct StateView<'a> {
-    inner: View<'a>,
+    source: &'a dyn ViewSource,
 }
 
-enum View<'a> {
-    Loopback { store: &'a Store, log: &'a [RequestRecord] },
-    Real(real::RealView<'a>),
+impl<'a> StateView<'a> {
+    pub(crate) fn new(source: &'a dyn ViewSource) -> Self {
+        StateView { source }
+    }
 }
 
 impl StateView<'_> {
     /// One stored object (storage version; HPAs are stored as autoscaling/v2).
     pub fn get(&self, group: &str, plural: &str, namespace: Option<&str>, name: &str) -> Option<&Value> {
-        match &self.inner {
-            View::Loopback { store, .. } => {
-                store.get(&ResKey::new(group, plural), namespace.unwrap_or_default(), name)
-            }
-            View::Real(r) => r.get(group, plural, namespace, name),
-        }
+        self.source.get(group, plural, namespace, name)
     }
 
     /// Objects of a type (one namespace, or all), ordered by namespace and name.
     pub fn list(&self, group: &str, plural: &str, namespace: Option<&str>) -> Vec<&Value> {
-        match &self.inner {
-            View::Loopback { store, .. } => {
-                store.list(&ResKey::new(group, plural), namespace, None).collect()
-            }
-            View::Real(r) => r.list(group, plural, namespace),
-        }
+        self.source.list(group, plural, namespace)
     }
 
     /// Number of objects of a type (one namespace, or all).
     pub fn count(&self, group: &str, plural: &str, namespace: Option<&str>) -> usize {
-        match (&self.inner, namespace) {
-            (View::Loopback { store, .. }, None) => store.count(&ResKey::new(group, plural)),
-            (View::Loopback { store, .. }, Some(ns)) => {
-                store.list(&ResKey::new(group, plural), Some(ns), None).count()
-            }
-            (View::Real(r), _) => r.list(group, plural, namespace).len(),
-        }
+        self.source.count(group, plural, namespace)
     }
 
     /// The request log.
     pub fn requests(&self) -> &[RequestRecord] {
-        match &self.inner {
-            View::Loopback { log, .. } => log,
-            View::Real(r) => r.requests(),
-        }
+        self.source.requests()
     }
 
     /// Current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
-        match &self.inner {
-            View::Loopback { store, .. } => store.rv(),
-            View::Real(r) => r.real.resource_version(),
-        }
+        self.source.resource_version()
     }
 }
 
@@ -322,23 +260,23 @@ impl StateView<'_> {
 #[derive(Debug)]
 #[must_use]
 pub struct TestApiBuilder {
-    sources: Vec<Source>,
-    defaults: Source,
-    default_behaviour: PodBehaviour,
-    rules: Vec<(Target, PodBehaviour)>,
-    selector_errors: Vec<String>,
-    users: Vec<(String, Rules)>,
-    age: Duration,
-    scale_up_delay: Duration,
-    progress_deadline_exceeded: Vec<String>,
-    reconciler: bool,
-    git_version: String,
-    port: u16,
-    kubeconfig_path: Option<PathBuf>,
-    kubeconfig_namespace: String,
-    current_context: String,
-    replicas: Vec<(String, i64)>,
-    backend: Option<Backend>,
+    pub(crate) sources: Vec<Source>,
+    pub(crate) defaults: Source,
+    pub(crate) default_behaviour: PodBehaviour,
+    pub(crate) rules: Vec<(Target, PodBehaviour)>,
+    pub(crate) selector_errors: Vec<String>,
+    pub(crate) users: Vec<(String, Rules)>,
+    pub(crate) age: Duration,
+    pub(crate) scale_up_delay: Duration,
+    pub(crate) progress_deadline_exceeded: Vec<String>,
+    pub(crate) reconciler: bool,
+    pub(crate) git_version: String,
+    pub(crate) port: u16,
+    pub(crate) kubeconfig_path: Option<PathBuf>,
+    pub(crate) kubeconfig_namespace: String,
+    pub(crate) current_context: String,
+    pub(crate) replicas: Vec<(String, i64)>,
+    pub(crate) backend: Option<Backend>,
 }
 
 impl Default for TestApiBuilder {
@@ -556,257 +494,44 @@ impl TestApiBuilder {
         if !self.selector_errors.is_empty() {
             return Err(format!("invalid selectors: {}", self.selector_errors.join("; ")));
         }
-        if self.backend.unwrap_or_else(Backend::from_env) == Backend::KubeApiserver {
-            return self.start_real();
-        }
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let seed = format!("{}-{}-{n}-{:?}", std::process::id(), util::now_ts(), Instant::now());
+        let namespace = self.kubeconfig_namespace.clone();
+        let (backend, endpoint): (Box<dyn ApiBackend>, Endpoint) =
+            match self.backend.unwrap_or_else(Backend::from_env) {
+                Backend::Loopback => {
+                    let (b, e) = loopback::Loopback::start(self)?;
+                    (Box::new(b), e)
+                }
+                Backend::KubeApiserver => {
+                    let (b, e) = real::Real::start(self)?;
+                    (Box::new(b), e)
+                }
+            };
+        Ok(TestApi { backend, endpoint, namespace })
+    }
 
-        let mut users: Vec<auth::User> = vec![auth::User {
-            name: "admin".into(),
-            token: auth::new_token("admin", &seed),
-            rules: Rules::admin(),
-        }];
-        for (name, rules) in &self.users {
-            users.retain(|u| u.name != *name);
-            users.push(auth::User {
-                name: name.clone(),
-                token: auth::new_token(name, &seed),
-                rules: rules.clone(),
-            });
-        }
-
+    /// The simulated controller both backends' pods follow: default behaviour, rules and delays.
+    pub(crate) fn controller(&self) -> Controller {
         let mut ctl = Controller::new(self.age);
         ctl.default = self.default_behaviour.clone();
         ctl.rules = self.rules.clone();
         ctl.scale_up_delay = self.scale_up_delay;
-        ctl.progress_deadline_exceeded = self.progress_deadline_exceeded.iter().cloned().collect();
-        ctl.reconciler = self.reconciler;
-        let mut store = Store::default();
-        let created = util::ts(util::minus(ctl.start_wall, self.age));
-        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            fixtures::ensure_namespace(&mut store, ns, &created);
-        }
-        for i in 1..=3 {
-            store.put(&ResKey::new("", "nodes"), node_object(i, &created, &self.git_version));
-        }
-        fixtures::load(&mut store, &self.sources, self.age, ctl.start_wall)?;
-        apply_replicas(&mut store, &self.replicas)?;
-        controller::reconcile_all(&mut store, &mut ctl, Instant::now());
-        ctl.initial = false;
-
-        let tls = tls::generate().map_err(|e| format!("TLS: {e}"))?;
-        let listener = std::net::TcpListener::bind(("127.0.0.1", self.port))
-            .map_err(|e| format!("bind 127.0.0.1:{}: {e}", self.port))?;
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-        let url = format!("https://127.0.0.1:{port}");
-
-        let (dir, owned_dir) = match &self.kubeconfig_path {
-            Some(p) => (p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")), false),
-            None => (
-                std::env::temp_dir().join(format!("milvus-test-api-{}-{n}-{port}", std::process::id())),
-                true,
-            ),
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let kubeconfig = self.kubeconfig_path.clone().unwrap_or_else(|| dir.join("kubeconfig"));
-        let pairs: Vec<(String, String)> = users.iter().map(|u| (u.name.clone(), u.token.clone())).collect();
-        tls::write_kubeconfig(
-            &kubeconfig,
-            &url,
-            &tls.ca_pem,
-            &pairs,
-            &self.current_context,
-            &self.kubeconfig_namespace,
-        )
-        .map_err(|e| format!("kubeconfig: {e}"))?;
-
-        let rv = store.rv();
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                store,
-                ctl,
-                users,
-                faults: faults::Faults::default(),
-                log: Vec::new(),
-                git_version: self.git_version.clone(),
-                port,
-                listening: true,
-            }),
-            cond: Condvar::new(),
-            rv_watch: tokio::sync::watch::channel(rv).0,
-            timer: tokio::sync::Notify::new(),
-            shutdown: tokio::sync::watch::channel(false).0,
-            stop_listening: tokio::sync::watch::channel(false).0,
-        });
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("milvus-test-api")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("runtime: {e}"))?;
-        let s2 = shared.clone();
-        let server_config = tls.server_config.clone();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-        let thread = std::thread::Builder::new()
-            .name("milvus-test-api".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => {
-                            let _ = ready_tx.send(Ok(()));
-                            l
-                        }
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e.to_string()));
-                            return;
-                        }
-                    };
-                    server::serve(s2, listener, server_config).await;
-                });
-                rt.shutdown_timeout(Duration::from_millis(100));
-            })
-            .map_err(|e| e.to_string())?;
-        ready_rx.recv().map_err(|e| e.to_string())??;
-        Ok(TestApi {
-            shared,
-            thread: Some(thread),
-            port,
-            url,
-            kubeconfig,
-            dir,
-            owned_dir,
-            ca_pem: tls.ca_pem,
-            namespace: self.kubeconfig_namespace,
-            real: None,
-        })
+        ctl
     }
-
-    fn start_real(self) -> Result<TestApi, String> {
-        if !self.progress_deadline_exceeded.is_empty() {
-            return Err("progress_deadline_exceeded is not supported on the kube-apiserver backend \
-                 (the real Deployment controller decides when a rollout times out)"
-                .into());
-        }
-        let mut ctl = Controller::new(self.age);
-        ctl.default = self.default_behaviour.clone();
-        ctl.rules = self.rules.clone();
-        ctl.scale_up_delay = self.scale_up_delay;
-        let cfg = real::Config {
-            sources: self.sources,
-            replicas: self.replicas,
-            users: self.users,
-            ctl,
-            age: self.age,
-            kubeconfig_path: self.kubeconfig_path,
-            kubeconfig_namespace: self.kubeconfig_namespace.clone(),
-            current_context: self.current_context,
-            reconciler: self.reconciler,
-        };
-        let r = real::Real::start(cfg)?;
-        // The users live in the shared state too, for kubeconfig_for() and token().
-        let users = r
-            .tokens
-            .iter()
-            .map(|(name, token)| auth::User {
-                name: name.clone(),
-                token: token.clone(),
-                rules: Rules::none(),
-            })
-            .collect();
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                store: Store::default(),
-                ctl: Controller::new(self.age),
-                users,
-                faults: faults::Faults::default(),
-                log: Vec::new(),
-                git_version: r.git_version.clone(),
-                port: r.port,
-                listening: true,
-            }),
-            cond: Condvar::new(),
-            rv_watch: tokio::sync::watch::channel(0).0,
-            timer: tokio::sync::Notify::new(),
-            shutdown: tokio::sync::watch::channel(false).0,
-            stop_listening: tokio::sync::watch::channel(false).0,
-        });
-        Ok(TestApi {
-            shared,
-            thread: None,
-            port: r.port,
-            url: r.url.clone(),
-            kubeconfig: r.kubeconfig.clone(),
-            dir: r.dir.clone(),
-            owned_dir: false,
-            ca_pem: r.ca_pem.clone(),
-            namespace: self.kubeconfig_namespace,
-            real: Some(Box::new(r)),
-        })
-    }
-}
-
-/// Override `spec.replicas` of loaded Deployments and StatefulSets (`name` or `ns/name`).
-fn apply_replicas(store: &mut Store, replicas: &[(String, i64)]) -> Result<(), String> {
-    for (w, r) in replicas {
-        let (ns, name) = match w.split_once('/') {
-            Some((a, b)) => (Some(a), b),
-            None => (None, w.as_str()),
-        };
-        let mut found = false;
-        for plural in ["deployments", "statefulsets"] {
-            let k = ResKey::new("apps", plural);
-            let hits: Vec<Value> =
-                store.list(&k, ns, None).filter(|o| util::meta_str(o, "name") == name).cloned().collect();
-            for mut o in hits {
-                o["spec"]["replicas"] = json!(r);
-                store.put(&k, o);
-                found = true;
-            }
-        }
-        if !found {
-            return Err(format!("replicas({w}): no such Deployment or StatefulSet"));
-        }
-    }
-    Ok(())
-}
-
-fn node_object(i: u32, created: &str, version: &str) -> Value {
-    let name = format!("node-{i}");
-    json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "uid": util::uid(&["Node", &name]), "creationTimestamp": created,
-            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"}},
-        "spec": {"podCIDR": format!("10.244.{i}.0/24")},
-        "status": {
-            "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
-            "allocatable": {"cpu": "8", "memory": "31Gi", "pods": "110"},
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status", "lastHeartbeatTime": created, "lastTransitionTime": created}],
-            "addresses": [{"type": "InternalIP", "address": format!("10.0.0.{}", 10 + i)}, {"type": "Hostname", "address": name}],
-            "nodeInfo": {"kubeletVersion": version, "containerRuntimeVersion": "containerd://2.0.5", "osImage": "Ubuntu 24.04 LTS", "kernelVersion": "6.8.0", "operatingSystem": "linux", "architecture": "amd64", "machineID": "", "systemUUID": "", "bootID": "", "kubeProxyVersion": ""},
-        },
-    })
 }
 
 /// A running server. Dropping it shuts the server down and removes its temporary files.
 pub struct TestApi {
-    shared: Arc<Shared>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    port: u16,
-    url: String,
-    kubeconfig: PathBuf,
-    dir: PathBuf,
-    owned_dir: bool,
-    ca_pem: String,
+    backend: Box<dyn ApiBackend>,
+    endpoint: Endpoint,
     namespace: String,
-    real: Option<Box<real::Real>>,
 }
 
 impl std::fmt::Debug for TestApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestApi").field("url", &self.url).field("kubeconfig", &self.kubeconfig).finish()
+        f.debug_struct("TestApi")
+            .field("url", &self.endpoint.url)
+            .field("kubeconfig", &self.endpoint.kubeconfig)
+            .finish()
     }
 }
 
@@ -830,64 +555,66 @@ impl TestApi {
 
     /// The backend this server runs on.
     pub fn backend(&self) -> Backend {
-        if self.real.is_some() { Backend::KubeApiserver } else { Backend::Loopback }
+        self.backend.kind()
     }
 
     /// Whether [`set_fault`](Self::set_fault), [`set_latency`](Self::set_latency) and
     /// [`stop_listening`](Self::stop_listening) work (loopback only).
     pub fn supports_faults(&self) -> bool {
-        self.real.is_none()
+        self.backend.faults().is_some()
     }
 
     /// `gitVersion` the server reports at `/version` (the builder's
     /// [`server_version`](TestApiBuilder::server_version) on the loopback; `v1.20.2` on the real one).
     pub fn server_version(&self) -> String {
-        self.shared.lock().git_version.clone()
+        self.backend.server_version()
     }
 
-    fn loopback_only(&self, what: &str) {
-        if self.real.is_some() {
-            panic!(
+    /// Fault injection, or a panic that says the test needs the loopback.
+    fn fault_injection(&self, what: &str) -> &dyn FaultInjection {
+        match self.backend.faults() {
+            Some(f) => f,
+            None => panic!(
                 "TestApi::{what} is loopback-only: check TestApi::supports_faults() and skip the test \
                  on the kube-apiserver backend"
-            );
+            ),
         }
     }
 
     /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> &str {
-        &self.url
+        &self.endpoint.url
     }
 
     /// The listening port.
     pub fn port(&self) -> u16 {
-        self.port
+        self.endpoint.port
     }
 
     /// The generated kubeconfig (context per user, current context `admin` unless changed).
     pub fn kubeconfig_path(&self) -> &Path {
-        &self.kubeconfig
+        &self.endpoint.kubeconfig
     }
 
     /// Write (once) and return a kubeconfig whose current context is `user`.
     pub fn kubeconfig_for(&self, user: &str) -> PathBuf {
-        let path = self.dir.join(format!("kubeconfig-{user}"));
-        let pairs: Vec<(String, String)> =
-            self.shared.lock().users.iter().map(|u| (u.name.clone(), u.token.clone())).collect();
-        if let Err(e) = tls::write_kubeconfig(&path, &self.url, &self.ca_pem, &pairs, user, &self.namespace) {
-            panic!("cannot write {}: {e}", path.display());
+        let e = &self.endpoint;
+        let path = e.dir.join(format!("kubeconfig-{user}"));
+        let pairs = self.backend.users();
+        if let Err(err) = tls::write_kubeconfig(&path, &e.url, &e.ca_pem, &pairs, user, &self.namespace) {
+            panic!("cannot write {}: {err}", path.display());
         }
         path
     }
 
     /// The bearer token of a user.
     pub fn token(&self, user: &str) -> Option<String> {
-        self.shared.lock().users.iter().find(|u| u.name == user).map(|u| u.token.clone())
+        self.backend.users().into_iter().find(|(name, _)| name == user).map(|(_, token)| token)
     }
 
     /// PEM of the CA that signed the serving certificate.
     pub fn ca_pem(&self) -> &str {
-        &self.ca_pem
+        &self.endpoint.ca_pem
     }
 
     /// A URL on 127.0.0.1 where nothing listens (for "connection refused" tests).
@@ -902,16 +629,7 @@ impl TestApi {
     /// Stop accepting new connections (new connects are refused; open ones keep working).
     /// Returns once the listening socket is closed.
     pub fn stop_listening(&self) {
-        self.loopback_only("stop_listening");
-        self.shared.stop_listening.send_replace(true);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut st = self.shared.lock();
-        while st.listening && Instant::now() < deadline {
-            st = match self.shared.cond.wait_timeout(st, deadline.saturating_duration_since(Instant::now())) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
-        }
+        self.fault_injection("stop_listening").stop_listening();
     }
 
     /// Every request so far.
@@ -919,61 +637,44 @@ impl TestApi {
     /// On the kube-apiserver backend: the audit log's events of the kubeconfig's users (the
     /// harness's and the controllers' requests are not included), read up to this call.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        if let Some(r) = &self.real {
-            return r.requests();
-        }
-        self.shared.lock().log.clone()
+        self.backend.requests()
     }
 
     /// Forget the recorded requests.
     pub fn clear_requests(&self) {
-        if let Some(r) = &self.real {
-            return r.clear_requests();
-        }
-        self.shared.lock().log.clear();
+        self.backend.clear_requests();
     }
 
     /// Add a fault.
     pub fn set_fault(&self, fault: Fault) {
-        self.loopback_only("set_fault");
-        self.shared.lock().faults.list.push(fault);
+        self.fault_injection("set_fault").set_fault(fault);
     }
 
     /// The active faults (with their [`Fault::fired`] counters).
     pub fn faults(&self) -> Vec<Fault> {
-        self.shared.lock().faults.list.clone()
+        self.backend.faults().map(FaultInjection::faults).unwrap_or_default()
     }
 
     /// Remove every fault and the added latency.
     pub fn clear_faults(&self) {
-        let mut st = self.shared.lock();
-        st.faults.list.clear();
-        st.faults.latency = Duration::ZERO;
+        if let Some(f) = self.backend.faults() {
+            f.clear_faults();
+        }
     }
 
     /// Add latency to every request.
     pub fn set_latency(&self, latency: Duration) {
-        self.loopback_only("set_latency");
-        self.shared.lock().faults.latency = latency;
+        self.fault_injection("set_latency").set_latency(latency);
     }
 
     /// Change the behaviour of one pod (`Some(index)`) or all pods of a workload, at run time.
     pub fn set_pod_behaviour(&self, workload: &str, index: Option<u32>, behaviour: PodBehaviour) {
-        if let Some(r) = &self.real {
-            return r.set_pod_behaviour((Target::Workload { name: workload.to_string(), index }, behaviour));
-        }
-        self.mutate(|st| {
-            st.ctl.rules.push((Target::Workload { name: workload.to_string(), index }, behaviour));
-            controller::reconcile_all(&mut st.store, &mut st.ctl, Instant::now());
-        });
+        self.backend.set_pod_behaviour(Target::Workload { name: workload.to_string(), index }, behaviour);
     }
 
     /// Turn the stand-in Milvus Operator reconciler on or off.
     pub fn set_operator_reconciler(&self, on: bool) {
-        if let Some(r) = &self.real {
-            return r.set_operator_reconciler(on);
-        }
-        self.mutate(|st| st.ctl.reconciler = on);
+        self.backend.set_operator_reconciler(on);
     }
 
     /// Change `spec.replicas` of a Deployment or StatefulSet directly (no request recorded).
@@ -994,15 +695,6 @@ impl TestApi {
         .map(|_| ())
     }
 
-    fn mutate<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
-        let mut st = self.shared.lock();
-        let r = f(&mut st);
-        let rv = st.store.rv();
-        drop(st);
-        self.shared.changed(rv);
-        r
-    }
-
     /// An object as served in `version` (e.g. an HPA through `autoscaling/v1`), or None.
     pub fn get_json(
         &self,
@@ -1012,15 +704,7 @@ impl TestApi {
         namespace: Option<&str>,
         name: &str,
     ) -> Option<Value> {
-        if let Some(r) = &self.real {
-            return r.get(group, Some(version), plural, namespace, name);
-        }
-        let st = self.shared.lock();
-        let obj = st.store.get(&ResKey::new(group, plural), namespace.unwrap_or_default(), name)?;
-        if group == "autoscaling" && version == "v1" {
-            return Some(fixtures::hpa_v2_to_v1(obj));
-        }
-        Some(obj.clone())
+        self.backend.get_json(group, version, plural, namespace, name)
     }
 
     /// Objects of a type, optionally in one namespace and filtered by a label selector.
@@ -1031,75 +715,14 @@ impl TestApi {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<Value>, String> {
-        let sel = LabelSelector::parse(label_selector.unwrap_or_default())?;
-        if let Some(r) = &self.real {
-            return r.list(group, plural, namespace, label_selector);
-        }
-        let st = self.shared.lock();
-        Ok(st
-            .store
-            .list(&ResKey::new(group, plural), namespace, None)
-            .filter(|o| sel.matches_object(o))
-            .cloned()
-            .collect())
+        let selector = LabelSelector::parse(label_selector.unwrap_or_default()).map_err(|e| e.to_string())?;
+        self.backend.list_json(group, plural, namespace, &selector)
     }
 
     /// Create or replace an object (like `kubectl apply` of a full object); the controller reacts.
     /// Namespaced objects without a namespace go to `default`. Returns the stored object.
     pub fn apply_json(&self, object: Value) -> Result<Value, String> {
-        if let Some(r) = &self.real {
-            return r.apply(object);
-        }
-        self.mutate(|st| {
-            let types = fixtures::all_types(&st.store);
-            let av = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-            let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
-            let rt = fixtures::type_for_kind(&types, av, kind)
-                .ok_or_else(|| format!("unknown kind {av}/{kind}"))?;
-            let mut obj = if rt.plural == "horizontalpodautoscalers" && av == "autoscaling/v1" {
-                fixtures::hpa_v1_to_v2(&object)
-            } else {
-                object
-            };
-            let name = util::meta_str(&obj, "name").to_string();
-            if name.is_empty() {
-                return Err("object has no metadata.name".to_string());
-            }
-            let ns = if rt.namespaced {
-                let n = util::meta_str(&obj, "namespace");
-                if n.is_empty() { "default".to_string() } else { n.to_string() }
-            } else {
-                String::new()
-            };
-            let existing = st.store.get(&rt.key(), &ns, &name).cloned();
-            let now = util::ts(util::now_ts());
-            {
-                let m = util::meta_mut(&mut obj);
-                if rt.namespaced {
-                    m.insert("namespace".into(), json!(ns));
-                }
-                let keep = |k: &str, default: Value| {
-                    existing
-                        .as_ref()
-                        .and_then(|e| e.pointer(&format!("/metadata/{k}")).cloned())
-                        .unwrap_or(default)
-                };
-                m.insert("uid".into(), keep("uid", json!(util::uid(&[&rt.kind, &ns, &name]))));
-                m.insert("creationTimestamp".into(), keep("creationTimestamp", json!(now)));
-                let generation = keep("generation", json!(0)).as_i64().unwrap_or(0);
-                let spec_changed = existing.as_ref().is_none_or(|e| e.get("spec") != obj.get("spec"));
-                let m = util::meta_mut(&mut obj);
-                m.insert(
-                    "generation".into(),
-                    json!(if spec_changed { generation + 1 } else { generation.max(1) }),
-                );
-            }
-            controller::apply_defaults(&rt.key(), &mut obj);
-            fixtures::ensure_namespace(&mut st.store, &ns, &now);
-            st.store.put(&rt.key(), obj);
-            controller::on_write(&mut st.store, &mut st.ctl, &rt.key(), &ns, &name, Instant::now());
-            st.store.get(&rt.key(), &ns, &name).cloned().ok_or_else(|| "vanished".to_string())
-        })
+        self.backend.apply_json(object)
     }
 
     /// Apply a JSON merge patch to a stored object (the controller reacts). Returns the result.
@@ -1111,27 +734,7 @@ impl TestApi {
         name: &str,
         patch: Value,
     ) -> Result<Value, String> {
-        if let Some(r) = &self.real {
-            return r.patch(group, plural, namespace, name, patch);
-        }
-        self.mutate(|st| {
-            let k = ResKey::new(group, plural);
-            let ns = namespace.unwrap_or_default();
-            let mut obj = st
-                .store
-                .get(&k, ns, name)
-                .cloned()
-                .ok_or_else(|| format!("{plural} {ns}/{name} not found"))?;
-            let spec_before = obj.get("spec").cloned();
-            util::merge_patch(&mut obj, &patch);
-            if obj.get("spec") != spec_before.as_ref() {
-                let g = obj.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1) + 1;
-                util::meta_mut(&mut obj).insert("generation".into(), json!(g));
-            }
-            st.store.put(&k, obj);
-            controller::on_write(&mut st.store, &mut st.ctl, &k, ns, name, Instant::now());
-            st.store.get(&k, ns, name).cloned().ok_or_else(|| "vanished".to_string())
-        })
+        self.backend.patch_json(group, plural, namespace, name, patch)
     }
 
     /// Delete a stored object (dependants are garbage-collected, pods are recreated by their owner).
@@ -1142,100 +745,41 @@ impl TestApi {
         namespace: Option<&str>,
         name: &str,
     ) -> Option<Value> {
-        if let Some(r) = &self.real {
-            return r.delete(group, plural, namespace, name);
-        }
-        self.mutate(|st| {
-            let k = ResKey::new(group, plural);
-            let gone = st.store.delete(&k, namespace.unwrap_or_default(), name)?;
-            controller::on_delete(&mut st.store, &mut st.ctl, &k, &gone, Instant::now());
-            Some(gone)
-        })
+        self.backend.delete_json(group, plural, namespace, name)
     }
 
     /// Current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
-        if let Some(r) = &self.real {
-            return r.resource_version();
-        }
-        self.shared.lock().store.rv()
-    }
-
-    fn real_view<'a>(&self, r: &'a real::Real) -> StateView<'a> {
-        StateView {
-            inner: View::Real(real::RealView {
-                real: r,
-                arena: real::Arena::default(),
-                log: Default::default(),
-            }),
-        }
+        self.backend.resource_version()
     }
 
     /// Run `f` on a consistent view of the state (on the kube-apiserver backend: each query of
     /// the view is answered by the server when first made).
     pub fn with_state<R>(&self, f: impl FnOnce(&StateView<'_>) -> R) -> R {
-        if let Some(r) = &self.real {
-            return f(&self.real_view(r));
-        }
-        let st = self.shared.lock();
-        f(&StateView { inner: View::Loopback { store: &st.store, log: &st.log } })
+        let mut f = Some(f);
+        let mut out = None;
+        self.backend.with_view(&mut |view| {
+            if let Some(f) = f.take() {
+                out = Some(f(view));
+            }
+        });
+        out.expect("a backend's with_view calls its closure")
     }
 
     /// On the kube-apiserver backend, wait until the real controllers and the stand-ins have
     /// converged (every pod created and in its behaviour's state, workload statuses up to date);
     /// the loopback is always settled. The harness's own mutations already wait for this.
     pub fn settle(&self) -> Result<(), String> {
-        match &self.real {
-            Some(r) => r.settle(),
-            None => Ok(()),
-        }
+        self.backend.settle()
     }
 
-    /// Block until `cond` holds (re-checked on every store change and every request), or fail
-    /// after `timeout`.
+    /// Block until `cond` holds (re-checked on every store change and every request; on the
+    /// kube-apiserver backend polled, a fresh view each round), or fail after `timeout`.
     pub fn wait_until(
         &self,
         mut cond: impl FnMut(&StateView<'_>) -> bool,
         timeout: Duration,
     ) -> Result<(), Timeout> {
-        let deadline = Instant::now() + timeout;
-        if let Some(r) = &self.real {
-            // The real server is polled: each round is a fresh view.
-            loop {
-                if cond(&self.real_view(r)) {
-                    return Ok(());
-                }
-                if Instant::now() >= deadline {
-                    return Err(Timeout(timeout));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        let mut st = self.shared.lock();
-        loop {
-            if cond(&StateView { inner: View::Loopback { store: &st.store, log: &st.log } }) {
-                return Ok(());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Timeout(timeout));
-            }
-            st = match self.shared.cond.wait_timeout(st, deadline - now) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
-        }
-    }
-}
-
-impl Drop for TestApi {
-    fn drop(&mut self) {
-        self.shared.shutdown.send_replace(true);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        if self.owned_dir {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        self.backend.wait_until(&mut cond, timeout)
     }
 }

@@ -1,20 +1,22 @@
 //! HTTPS server, routing and the request handlers.
 
+use crate::RequestRecord;
 use crate::auth::{self, Rules};
 use crate::controller;
 use crate::faults::FaultAction;
 use crate::fixtures::{self, all_types};
+use crate::loopback::Shared;
 use crate::resources::{self, ResKey, ResourceType};
-use crate::selector::{FieldSelector, LabelSelector};
+use crate::selector::{self, FieldSelector, MatchesObject};
 use crate::status::ApiError;
 use crate::table;
 use crate::util::{self, meta_str};
-use crate::{RequestRecord, Shared};
 use axum::body::Body;
 use base64::Engine;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
+use label_selector::Selector as LabelSelector;
 use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::io::Write as _;
@@ -538,8 +540,8 @@ fn selectors(
     rt: &ResourceType,
     name: Option<&str>,
 ) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let ls =
-        LabelSelector::parse(ctx.q("labelSelector").unwrap_or_default()).map_err(ApiError::bad_request)?;
+    let ls = LabelSelector::parse(ctx.q("labelSelector").unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut fs = FieldSelector::parse(ctx.q("fieldSelector").unwrap_or_default(), &rt.field_selectors())
         .map_err(ApiError::bad_request)?;
     if let Some(n) = name {
@@ -676,8 +678,7 @@ fn crd_for<'a>(store: &'a crate::store::Store, rt: &ResourceType) -> Option<&'a 
 }
 
 fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
-    let selector =
-        obj.pointer("/spec/selector").map(LabelSelector::from_label_selector_json).unwrap_or_default();
+    let selector = obj.pointer("/spec/selector").map(selector::from_label_selector_json).unwrap_or_default();
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -686,7 +687,7 @@ fn scale_of(rt: &ResourceType, obj: &Value) -> Value {
             "resourceVersion": meta_str(obj, "resourceVersion"), "creationTimestamp": meta_str(obj, "creationTimestamp"),
         },
         "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(if rt.plural == "deployments" { 1 } else { 0 })},
-        "status": {"replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0), "selector": selector.to_selector_string()},
+        "status": {"replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0), "selector": selector.to_string()},
     })
 }
 
@@ -953,7 +954,7 @@ fn update(
             }
             let _ = &scale_rt;
             let mut o = existing.clone();
-            o["spec"]["replicas"] = json!(replicas);
+            util::set_replicas(&mut o, replicas);
             o
         }
         Some("status") => {
@@ -989,7 +990,8 @@ fn update(
     };
     validate(rt, name, &new_obj)?;
     if new_obj.get("spec") != existing.get("spec") {
-        let g = existing.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1) + 1;
+        let g =
+            existing.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1).saturating_add(1);
         util::meta_mut(&mut new_obj).insert("generation".into(), json!(g));
     }
     util::meta_mut(&mut new_obj).insert("resourceVersion".into(), json!(current_rv));
@@ -1114,7 +1116,8 @@ fn start_watch(shared: Arc<Shared>, p: WatchParams) -> Response<Body> {
     let mut rv_rx = shared.rv_watch.subscribe();
     let mut shutdown = shared.shutdown.subscribe();
     tokio::spawn(async move {
-        let deadline = p.timeout.map(|t| tokio::time::Instant::now() + t);
+        // A timeoutSeconds beyond what the clock can represent is no deadline.
+        let deadline = p.timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
         let key = p.rt.key();
         let render = |o: &Value| -> Value {
             let v = to_version(&p.rt, &p.version, o).into_owned();

@@ -1,5 +1,6 @@
-//! Small helpers: deterministic hashing, timestamps, JSON patching, globbing.
+//! Small helpers: deterministic hashing, timestamps, JSON patching (the `json-patch` crate), globbing.
 
+use json_patch::PatchOperation;
 use serde_json::{Map, Value};
 use std::time::Duration;
 
@@ -84,132 +85,52 @@ pub(crate) fn replace_strings(v: &mut Value, from: &str, to: &str) {
 
 /// RFC 7386 JSON merge patch.
 pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
-    if let Value::Object(p) = patch {
-        if !target.is_object() {
-            *target = Value::Object(Map::new());
-        }
-        if let Value::Object(t) = target {
-            for (k, pv) in p {
-                if pv.is_null() {
-                    t.remove(k);
-                } else {
-                    let entry = t.entry(k.clone()).or_insert(Value::Null);
-                    merge_patch(entry, pv);
-                }
-            }
-        }
-    } else {
-        *target = patch.clone();
-    }
+    json_patch::merge(target, patch);
 }
 
-fn unescape_pointer(tok: &str) -> String {
-    tok.replace("~1", "/").replace("~0", "~")
-}
-
-fn pointer_parent<'a>(root: &'a mut Value, path: &str) -> Result<(&'a mut Value, String), String> {
-    if path.is_empty() {
-        return Err("cannot operate on the document root".into());
-    }
-    let Some(idx) = path.rfind('/') else {
-        return Err(format!("invalid JSON pointer {path:?}"));
-    };
-    let parent_path = &path[..idx];
-    let last = unescape_pointer(&path[idx + 1..]);
-    let parent =
-        root.pointer_mut(parent_path).ok_or_else(|| format!("doc is missing path: {parent_path:?}"))?;
-    Ok((parent, last))
-}
-
-fn pointer_add(root: &mut Value, path: &str, value: Value) -> Result<(), String> {
-    if path.is_empty() {
-        *root = value;
-        return Ok(());
-    }
-    let (parent, last) = pointer_parent(root, path)?;
-    match parent {
-        Value::Object(m) => {
-            m.insert(last, value);
-            Ok(())
-        }
-        Value::Array(a) => {
-            if last == "-" {
-                a.push(value);
-                return Ok(());
-            }
-            let i: usize = last.parse().map_err(|_| format!("invalid array index {last:?}"))?;
-            if i > a.len() {
-                return Err(format!("array index {i} out of bounds"));
-            }
-            a.insert(i, value);
-            Ok(())
-        }
-        _ => Err(format!("cannot add to non-container at {path:?}")),
-    }
-}
-
-fn pointer_remove(root: &mut Value, path: &str) -> Result<Value, String> {
-    let (parent, last) = pointer_parent(root, path)?;
-    match parent {
-        Value::Object(m) => m.remove(&last).ok_or_else(|| format!("doc is missing key: {path:?}")),
-        Value::Array(a) => {
-            let i: usize = last.parse().map_err(|_| format!("invalid array index {last:?}"))?;
-            if i >= a.len() {
-                return Err(format!("array index {i} out of bounds"));
-            }
-            Ok(a.remove(i))
-        }
-        _ => Err(format!("cannot remove from non-container at {path:?}")),
-    }
-}
-
-/// RFC 6902 JSON patch.
+/// RFC 6902 JSON patch, all operations or none. Errors are worded as the API server's JSON-patch
+/// library words them where it tells the cases apart.
 pub(crate) fn json_patch(target: &mut Value, ops: &Value) -> Result<(), String> {
-    let ops = ops.as_array().ok_or_else(|| "a JSON patch must be an array of operations".to_string())?;
-    for op in ops {
-        let kind = op.get("op").and_then(Value::as_str).unwrap_or_default();
-        let path = op
-            .get("path")
-            .and_then(Value::as_str)
-            .ok_or_else(|| "operation is missing \"path\"".to_string())?;
-        match kind {
-            "add" => pointer_add(target, path, op.get("value").cloned().unwrap_or(Value::Null))?,
-            "remove" => {
-                pointer_remove(target, path)?;
-            }
-            "replace" => {
-                if target.pointer(path).is_none() {
-                    return Err(format!("replace operation does not apply: doc is missing key: {path}"));
-                }
-                if let Some(slot) = target.pointer_mut(path) {
-                    *slot = op.get("value").cloned().unwrap_or(Value::Null);
-                }
-            }
-            "test" => {
-                let want = op.get("value").cloned().unwrap_or(Value::Null);
-                if target.pointer(path) != Some(&want) {
-                    return Err(format!("testing value {path} failed"));
-                }
-            }
-            "move" | "copy" => {
-                let from = op
-                    .get("from")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| "operation is missing \"from\"".to_string())?;
-                let v = if kind == "move" {
-                    pointer_remove(target, from)?
-                } else {
-                    target
-                        .pointer(from)
-                        .cloned()
-                        .ok_or_else(|| format!("doc is missing from path: {from}"))?
-                };
-                pointer_add(target, path, v)?;
-            }
+    let list = ops.as_array().ok_or_else(|| "a JSON patch must be an array of operations".to_string())?;
+    for op in list {
+        if op.get("path").and_then(Value::as_str).is_none() {
+            return Err("operation is missing \"path\"".to_string());
+        }
+        match op.get("op").and_then(Value::as_str).unwrap_or_default() {
+            "add" | "remove" | "replace" | "move" | "copy" | "test" => {}
             other => return Err(format!("Unexpected kind: {other}")),
         }
     }
-    Ok(())
+    let patch: json_patch::Patch =
+        serde_json::from_value(ops.clone()).map_err(|e| format!("invalid JSON patch: {e}"))?;
+    json_patch::patch(target, &patch).map_err(|e| {
+        let op = patch.0.get(e.operation);
+        let path = &e.path;
+        match (&e.kind, op) {
+            (json_patch::PatchErrorKind::TestFailed, _) => format!("testing value {path} failed"),
+            (json_patch::PatchErrorKind::InvalidFromPointer, Some(PatchOperation::Move(o))) => {
+                format!("doc is missing from path: {}", o.from)
+            }
+            (json_patch::PatchErrorKind::InvalidFromPointer, Some(PatchOperation::Copy(o))) => {
+                format!("doc is missing from path: {}", o.from)
+            }
+            (json_patch::PatchErrorKind::InvalidPointer, Some(PatchOperation::Replace(_))) => {
+                format!("replace operation does not apply: doc is missing key: {path}")
+            }
+            (json_patch::PatchErrorKind::InvalidPointer, Some(o)) => {
+                let kind = match o {
+                    PatchOperation::Add(_) => "add",
+                    PatchOperation::Remove(_) => "remove",
+                    PatchOperation::Move(_) => "move",
+                    PatchOperation::Copy(_) => "copy",
+                    PatchOperation::Replace(_) => "replace",
+                    PatchOperation::Test(_) => "test",
+                };
+                format!("{kind} operation does not apply: doc is missing path: {path}")
+            }
+            _ => e.to_string(),
+        }
+    })
 }
 
 /// Glob match where `*` matches any run of characters (including `/`).
@@ -316,6 +237,17 @@ pub(crate) fn obj_mut<'a>(m: &'a mut Map<String, Value>, key: &str) -> &'a mut M
     }
 }
 
+/// Set `v.spec.replicas` (making `spec`, or `v` itself, an object if it is not one), as a merge
+/// patch of `{"spec": {"replicas": n}}` would.
+pub(crate) fn set_replicas(v: &mut Value, replicas: i64) {
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    if let Value::Object(root) = v {
+        obj_mut(root, "spec").insert("replicas".into(), Value::from(replicas));
+    }
+}
+
 pub(crate) fn labels_of(v: &Value) -> Option<&Map<String, Value>> {
     v.get("metadata").and_then(|m| m.get("labels")).and_then(Value::as_object)
 }
@@ -348,7 +280,45 @@ mod tests {
         assert_eq!(v, json!({"spec": {"replicas": 3}}));
         json_patch(&mut v, &json!([{"op": "replace", "path": "/spec/replicas", "value": 5}, {"op": "add", "path": "/spec/y", "value": [1]}, {"op": "add", "path": "/spec/y/-", "value": 2}])).expect("patch");
         assert_eq!(v, json!({"spec": {"replicas": 5, "y": [1, 2]}}));
-        assert!(json_patch(&mut v, &json!([{"op": "test", "path": "/spec/replicas", "value": 4}])).is_err());
+        assert_eq!(
+            json_patch(&mut v, &json!([{"op": "test", "path": "/spec/replicas", "value": 4}])),
+            Err("testing value /spec/replicas failed".to_string())
+        );
+        let before = v.clone();
+        assert_eq!(
+            json_patch(
+                &mut v,
+                &json!([{"op": "add", "path": "/spec/z", "value": 1}, {"op": "replace", "path": "/nope", "value": 1}])
+            ),
+            Err("replace operation does not apply: doc is missing key: /nope".to_string())
+        );
+        assert_eq!(v, before, "nothing applied");
+        assert_eq!(
+            json_patch(&mut v, &json!([{"op": "add", "path": "/a/b", "value": 1}])),
+            Err("add operation does not apply: doc is missing path: /a/b".to_string())
+        );
+        assert_eq!(
+            json_patch(&mut v, &json!([{"op": "move", "from": "/x", "path": "/y"}])),
+            Err("doc is missing from path: /x".to_string())
+        );
+        assert_eq!(
+            json_patch(&mut v, &json!([{"op": "frob", "path": "/x"}])),
+            Err("Unexpected kind: frob".into())
+        );
+        assert_eq!(
+            json_patch(&mut v, &json!({"op": "add"})),
+            Err("a JSON patch must be an array of operations".into())
+        );
+    }
+
+    #[test]
+    fn replicas_are_set_whatever_spec_was() {
+        for mut v in
+            [json!({"spec": {"replicas": 1, "x": 2}}), json!({"spec": "odd"}), json!({}), json!(null)]
+        {
+            set_replicas(&mut v, 3);
+            assert_eq!(v["spec"]["replicas"], 3, "{v}");
+        }
     }
 
     #[test]

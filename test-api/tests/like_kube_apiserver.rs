@@ -153,3 +153,38 @@ fn owner_references_to_a_milvus_object_get_its_uid_across_sources() {
         assert_eq!(d.json()["metadata"]["ownerReferences"][0]["uid"], cr["metadata"]["uid"], "{backend:?}");
     }
 }
+
+/// Label selectors parse as apimachinery's `labels.Parse`: an empty slot in a value set is the
+/// empty value (`in ()`, `in (x,)`), `in` and `notin` are names wherever no operator is expected,
+/// and a malformed value set is a BadRequest.
+#[test]
+fn label_selectors_parse_as_apimachinery_does() {
+    for backend in backends() {
+        let api = TestApi::builder().backend(backend).fixture("helm/standalone.yaml").start();
+        let pods = |selector: &str| -> Vec<String> {
+            let r = get(&api, &format!("/api/v1/namespaces/default/pods?labelSelector={selector}"));
+            assert_eq!(r.code, 200, "{backend:?} {selector}: {}", r.body);
+            let list = r.json();
+            let items = list["items"].as_array().cloned().unwrap_or_default();
+            let mut names: Vec<String> =
+                items.iter().filter_map(|p| p["metadata"]["name"].as_str().map(String::from)).collect();
+            names.sort();
+            names
+        };
+        let standalone = pods("component%3Dstandalone");
+        assert_eq!(standalone.len(), 1, "{backend:?}: {standalone:?}");
+        assert_eq!(pods("component%20in%20(standalone,)"), standalone, "{backend:?}");
+        assert_eq!(pods("component%20in%20()"), Vec::<String>::new(), "{backend:?}");
+        assert_eq!(pods("in"), Vec::<String>::new(), "{backend:?}");
+        assert_eq!(pods("component%20in%20(in,notin,standalone)"), standalone, "{backend:?}");
+        let r = get(&api, "/api/v1/namespaces/default/pods?labelSelector=component%20in%20standalone");
+        assert_eq!(r.code, 400, "{backend:?}: {}", r.body);
+        let status = r.json();
+        assert_eq!(status["reason"], "BadRequest", "{backend:?}");
+        let message = status["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("unable to parse requirement: found 'standalone' expected: '('"),
+            "{backend:?}: {message}"
+        );
+    }
+}

@@ -234,11 +234,9 @@ fn server_dry_run_sends_only_dry_run_requests() {
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 1);
 }
 
+// Loopback only (the name keeps it off a real server): injects a 422 answer.
 #[test]
-fn server_dry_run_reports_what_the_server_refuses() {
-    if loopback_only("injects a 422 answer") {
-        return;
-    }
+fn server_dry_run_reports_what_the_server_refuses_loopback_only() {
     let api = helm_release("helm/default.yaml");
     api.set_fault(
         Fault::status(422)
@@ -404,14 +402,12 @@ fn resource_groups_are_addressed_explicitly() {
     );
 }
 
+// Loopback only (the name keeps it off a real server): stores a Milvus object its CRD schema refuses.
 #[test]
-fn an_operator_group_without_replicas_is_scaled_from_the_operators_default() {
+fn an_operator_group_without_replicas_is_scaled_from_the_operators_default_loopback_only() {
     // The CRD of Milvus Operator 1.3.8 requires `replicas` in every group; objects written against older
     // CRDs may lack it, and the operator then runs one replica. The loopback API does not validate the
     // CRD's schema, so it can hold such an object; a real API server refuses to store it.
-    if loopback_only("stores a Milvus object its CRD schema refuses") {
-        return;
-    }
     let cr = fixture_text("operator/cluster.yaml").replacen(
         "    dataNode:\n      replicas: 2",
         "    dataNode:\n      groups:\n      - name: a\n        replicas: 2\n      - name: b",
@@ -453,11 +449,9 @@ fn an_operator_group_without_replicas_is_scaled_from_the_operators_default() {
 // ---------------------------------------------------------------------------------------------
 // Concurrency, gentle scale-in, waiting, interruption.
 
+// Loopback only (the name keeps it off a real server): holds a write back with injected latency.
 #[test]
-fn a_concurrent_change_is_a_conflict_that_is_re_planned_not_overwritten() {
-    if loopback_only("holds a write back with injected latency") {
-        return;
-    }
+fn a_concurrent_change_is_a_conflict_that_is_re_planned_not_overwritten_loopback_only() {
     let api = helm_with(1, 1);
     let deployment = "/apis/apps/v1/namespaces/default/deployments/my-release-milvus-querynode";
     // Hold the plugin's write long enough for another writer to get in between its read and its write.
@@ -632,11 +626,9 @@ fn json_after_an_interruption_says_interrupted_and_what_was_applied() {
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 4);
 }
 
+// Loopback only (the name keeps it off a real server): injects a 500 answer.
 #[test]
-fn a_failure_midway_reports_what_changed_and_what_did_not() {
-    if loopback_only("injects a 500 answer") {
-        return;
-    }
+fn a_failure_midway_reports_what_changed_and_what_did_not_loopback_only() {
     let api = helm_with(1, 1);
     api.set_fault(
         Fault::status(500)
@@ -680,11 +672,9 @@ fn json_output_carries_the_plan_and_the_result() {
     assert_eq!(done["changes"][0]["applied"], serde_json::json!([2]));
 }
 
+// Loopback only (the name keeps it off a real server): injects a 500 answer.
 #[test]
-fn json_after_a_failure_midway_says_which_change_failed() {
-    if loopback_only("injects a 500 answer") {
-        return;
-    }
+fn json_after_a_failure_midway_says_which_change_failed_loopback_only() {
     let api = helm_with(1, 1);
     api.set_fault(
         Fault::status(500)

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::NameOverride;
 use kubectl_milvus::client::read::{self, Kinds, Scope};
-use kubectl_milvus::client::selector::{self, Selector, SelectorExt};
+use kubectl_milvus::client::selector::{self, Selector};
 use kubectl_milvus::client::{Kube, KubeFlags};
 use kubectl_milvus::error::Error;
 use kubectl_milvus::milvus::labels;
