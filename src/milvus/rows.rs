@@ -93,6 +93,7 @@ pub(crate) fn group_components(ctx: &Ctx<'_, '_>, members: &[(usize, ComponentKi
 }
 
 /// What the component rows of a release add up to.
+#[derive(Default)]
 pub(crate) struct ComponentRows {
     pub components: Vec<Component>,
     pub contributors: Vec<Contributor>,
@@ -110,13 +111,7 @@ pub(crate) fn components(
     mode: Mode,
     cr: Option<&Milvus>,
 ) -> ComponentRows {
-    let mut rows = ComponentRows {
-        components: Vec::new(),
-        contributors: Vec::new(),
-        problems: Vec::new(),
-        created: None,
-        version: None,
-    };
+    let mut rows = ComponentRows::default();
     let mut fallback_version: Option<String> = None;
     for ((kind, group), members) in groups {
         let display_name = match &group {
@@ -179,6 +174,7 @@ pub(crate) fn components(
 }
 
 /// What the dependency rows of a release add up to.
+#[derive(Default)]
 pub(crate) struct DependencyRows {
     pub dependencies: Vec<Dependency>,
     pub contributors: Vec<Contributor>,
@@ -200,13 +196,7 @@ pub(crate) fn dependencies(ctx: &Ctx<'_, '_>, candidates: &[DepCandidate]) -> De
             .1
             .push(*wi);
     }
-    let mut rows = DependencyRows {
-        dependencies: Vec::new(),
-        contributors: Vec::new(),
-        problems: Vec::new(),
-        created: None,
-        stopped_essential: Vec::new(),
-    };
+    let mut rows = DependencyRows::default();
     for ((kind, _, display_name), (part, members)) in grouped {
         let facts = RowFacts::collect(ctx, &members, &display_name);
         rows.created = min_time(rows.created, facts.replicas.created);

@@ -138,19 +138,10 @@ impl Engine<'_> {
         results: &mut [ChangeResult],
         reporter: &mut dyn Reporter,
     ) -> Result<(), Error> {
-        match dry_run {
-            DryRun::None => self.apply(results, reporter).await,
-            DryRun::Client | DryRun::Server => self.preview(dry_run, results, reporter).await,
+        if dry_run == DryRun::None {
+            return self.apply(results, reporter).await;
         }
-    }
-
-    /// `--dry-run=client|server`: the diff of every object that would change, and the result lines.
-    pub async fn preview(
-        &self,
-        dry_run: DryRun,
-        results: &mut [ChangeResult],
-        reporter: &mut dyn Reporter,
-    ) -> Result<(), Error> {
+        // --dry-run=client|server: the diff of every object that would change, and the result lines.
         for result in results.iter_mut().filter(|r| r.plan.is_change()) {
             let owner = &result.plan.owner;
             let live = owner.get(self.kube(), self.namespace()).await.map_err(|e| self.api_error(e))?;

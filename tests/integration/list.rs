@@ -30,9 +30,12 @@ fn list_is_the_same_directly_and_through_kubectl() {
     let api = three_releases();
     let direct = run(&api, &["list", "-A", "-o", "wide"]).success();
     let via_kubectl = kubectl(&api, &["list", "-A", "-o", "wide"]).success();
-    assert_eq!(direct.stdout, via_kubectl.stdout);
     if backend() == Backend::Loopback {
+        assert_eq!(direct.stdout, via_kubectl.stdout);
         insta::assert_snapshot!(direct.stdout);
+    } else {
+        // A real server's objects are seconds old, and the two runs may straddle a second.
+        assert_eq!(without_ages(&direct.stdout), without_ages(&via_kubectl.stdout));
     }
 }
 
