@@ -314,3 +314,43 @@ fn a_change_by_someone_else_while_waiting_stops_the_wait_and_is_named() {
         .as_i64();
     assert_eq!(replicas, Some(12), "the plugin wrote nothing over the other change");
 }
+
+// ---------------------------------------------------------------------------------------------
+// kubectl's flag forms.
+
+#[test]
+fn kubectl_flag_forms_are_understood() {
+    let api = TestApi::builder().age(AGE).fixture("helm/default.yaml").helm_install(true).start();
+    api.clear_requests();
+    // A bare --dry-run before a target: a client dry run of that target.
+    let out = run(&api, &["scale", "my-release", "--dry-run", "querynode=2"]).success();
+    assert!(out.stdout.contains("scaled (1 → 2) (client dry run)"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("--dry-run is deprecated and can be replaced with --dry-run=client."),
+        "{}",
+        out.stderr
+    );
+    // --dry-run=true and =false: kubectl's old boolean form.
+    let out = run(&api, &["scale", "my-release", "querynode=2", "--dry-run=true"]).success();
+    assert!(out.stdout.contains("(client dry run)"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains(
+            "--dry-run=true is deprecated (boolean value) and can be replaced with --dry-run=client."
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(mutating(&api).is_empty(), "dry runs write nothing");
+    // Boolean flags take =false and =true.
+    let out = run(&api, &["scale", "my-release", "querynode=0", "--allow-zero=false"]).failure(1);
+    assert!(out.stderr.contains("--allow-zero"), "{}", out.stderr);
+    assert!(mutating(&api).is_empty());
+    run(&api, &["scale", "my-release", "querynode=2", "--dry-run=false", "--wait=false"]).success();
+    let replicas = api
+        .get_json("apps", "v1", "deployments", Some("default"), "my-release-milvus-querynode")
+        .expect("deployment")["spec"]["replicas"]
+        .as_i64();
+    assert_eq!(replicas, Some(2));
+    run(&api, &["status", "my-release", "--pods=false", "--exit-code=false"]).success();
+    run(&api, &["list", "-A=true"]).success();
+}

@@ -690,5 +690,7 @@ fn json_after_a_failure_midway_says_which_change_failed_loopback_only() {
     assert_eq!(changes[1]["component"], "datanode");
     assert_eq!(changes[1]["status"], "failed", "{result}");
     assert_eq!(changes[1]["applied"], serde_json::json!([]));
+    // Helm's record is spoken of for what was written only.
+    assert_eq!(result["helm"]["recorded"], serde_json::json!([["queryNode.replicas", 1]]), "{result}");
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 1);
 }

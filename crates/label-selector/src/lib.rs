@@ -825,3 +825,43 @@ mod tests {
         assert_eq!(pushed.requirements()[1].values(), ["2", "1"], "as given");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any text is a selector or a clear error, never a panic; a parsed selector prints back to text
+        /// that parses to the same selector and selects the same labels.
+        #[test]
+        fn any_text_parses_or_is_refused(text in "\\PC{0,60}") {
+            match Selector::parse(&text) {
+                Ok(selector) => {
+                    let again = Selector::parse(&selector.to_string());
+                    prop_assert_eq!(again.as_ref().ok(), Some(&selector), "{}", selector);
+                }
+                Err(error) => prop_assert!(!error.to_string().is_empty()),
+            }
+        }
+
+        #[test]
+        fn selector_grammar_round_trips_and_matches_consistently(
+            pairs in proptest::collection::vec(("[a-z][a-z0-9]{0,5}", "[a-z0-9]{0,5}"), 0..4),
+            negate in any::<bool>(),
+            labels in proptest::collection::btree_map("[a-z][a-z0-9]{0,5}", "[a-z0-9]{0,5}", 0..4),
+        ) {
+            let op = if negate { "!=" } else { "=" };
+            let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}{op}{v}")).collect();
+            let selector = Selector::parse(&text.join(",")).expect("well formed");
+            let printed = Selector::parse(&selector.to_string()).expect("printed form parses");
+            let labels: BTreeMap<String, String> = labels;
+            prop_assert_eq!(selector.matches(&labels), printed.matches(&labels));
+            let expected = pairs.iter().all(|(k, v)| (labels.get(k).map(String::as_str) == Some(v.as_str())) != negate);
+            prop_assert_eq!(selector.matches(&labels), expected);
+        }
+    }
+}
