@@ -1,10 +1,10 @@
 //! The interface both backends implement: [`crate::loopback::Loopback`] (the in-process server,
 //! store and controller) and [`crate::real::Real`] (a real control plane). [`crate::TestApi`]'s
-//! methods dispatch through it; what only one backend can do (fault injection) is a capability it
-//! may offer ([`ApiBackend::faults`]).
+//! methods dispatch through it. Fault injection is not a backend's business: [`crate::proxy`] sits in
+//! front of either.
 
 use crate::controller::{PodBehaviour, Target};
-use crate::{Backend, Fault, LabelSelector, RequestRecord, StateView, Timeout};
+use crate::{Backend, LabelSelector, RequestRecord, StateView, Timeout};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,9 +34,6 @@ pub(crate) trait ApiBackend: Send + Sync {
 
     /// The kubeconfig's users as `(name, token)`, in kubeconfig order (`admin` first).
     fn users(&self) -> Vec<(String, String)>;
-
-    /// Fault injection, where the backend has it.
-    fn faults(&self) -> Option<&dyn FaultInjection>;
 
     /// Every request of the kubeconfig's users so far.
     fn requests(&self) -> Vec<RequestRecord>;
@@ -100,20 +97,6 @@ pub(crate) trait ApiBackend: Send + Sync {
         cond: &mut dyn FnMut(&StateView<'_>) -> bool,
         timeout: Duration,
     ) -> Result<(), Timeout>;
-}
-
-/// Faults, latency and closing the listener: what a test can do to the loopback server.
-pub(crate) trait FaultInjection {
-    /// Add a fault.
-    fn set_fault(&self, fault: Fault);
-    /// The active faults, with their counters.
-    fn faults(&self) -> Vec<Fault>;
-    /// Remove every fault and the added latency.
-    fn clear_faults(&self);
-    /// Add latency to every request.
-    fn set_latency(&self, latency: Duration);
-    /// Stop accepting connections; returns once the listening socket is closed.
-    fn stop_listening(&self);
 }
 
 /// What a [`StateView`] answers, per backend.

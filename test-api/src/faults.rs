@@ -1,4 +1,5 @@
-//! Injectable faults: error statuses, added latency and dropped connections.
+//! Injectable faults: error statuses, added latency, dropped connections, lost replies, cut-off
+//! bodies and stalled connections. [`crate::proxy`] applies them, in front of either backend.
 
 use crate::util;
 use std::time::Duration;
@@ -17,10 +18,32 @@ pub enum FaultAction {
     Drop,
     /// Wait, then serve the request normally (delays of several matching faults add up).
     Delay(Duration),
+    /// Forward the request, then close the connection without passing the reply on: the server
+    /// did the work, the client never hears of it.
+    DropReply,
+    /// Forward the request, send the reply's headers and part of its body, then close.
+    DropMidResponse,
+    /// Forward the request and wait this long before each chunk of the reply's body (adds up
+    /// like [`FaultAction::Delay`]).
+    ChunkDelay(Duration),
+    /// Connection-level: accept the TCP connection and never start TLS.
+    StallAfterAccept,
+    /// Connection-level: complete the TLS handshake, then never read or answer.
+    StallAfterTls,
 }
 
-/// A fault rule. Build with [`Fault::status`], [`Fault::drop_connection`] or [`Fault::delay`],
-/// then narrow it with [`Fault::on`] and friends.
+impl FaultAction {
+    /// Whether the action applies to a connection (as it is accepted) rather than to a request.
+    pub fn is_connection_level(&self) -> bool {
+        matches!(self, FaultAction::StallAfterAccept | FaultAction::StallAfterTls)
+    }
+}
+
+/// A fault rule. Build with [`Fault::status`], [`Fault::drop_connection`], [`Fault::delay`],
+/// [`Fault::drop_reply`], [`Fault::drop_mid_response`], [`Fault::chunk_delay`],
+/// [`Fault::stall_after_accept`] or [`Fault::stall_after_tls`], then narrow it with [`Fault::on`]
+/// and friends. Connection-level faults (the stalls) ignore [`Fault::on`] and
+/// [`Fault::with_query`]: they count accepted connections for [`Fault::nth`] and [`Fault::times`].
 ///
 /// ```
 /// use milvus_test_api::Fault;
@@ -36,6 +59,7 @@ pub struct Fault {
     pub(crate) path: String,
     pub(crate) query: Vec<(String, String)>,
     pub(crate) action: FaultAction,
+    pub(crate) retry_after: Option<u64>,
     pub(crate) nth: Option<u64>,
     pub(crate) times: Option<u64>,
     pub(crate) seen: u64,
@@ -49,6 +73,7 @@ impl Fault {
             path: "*".into(),
             query: vec![],
             action,
+            retry_after: None,
             nth: None,
             times: None,
             seen: 0,
@@ -69,6 +94,38 @@ impl Fault {
     /// Add latency before serving.
     pub fn delay(d: Duration) -> Self {
         Fault::with(FaultAction::Delay(d))
+    }
+
+    /// Forward the request, then drop the connection instead of passing the reply on (a write
+    /// that reached the server, whose client never hears the answer).
+    pub fn drop_reply() -> Self {
+        Fault::with(FaultAction::DropReply)
+    }
+
+    /// Forward the request, send the reply's headers and the first part of its body, then close.
+    pub fn drop_mid_response() -> Self {
+        Fault::with(FaultAction::DropMidResponse)
+    }
+
+    /// Forward the request and wait `d` before each chunk of the reply's body.
+    pub fn chunk_delay(d: Duration) -> Self {
+        Fault::with(FaultAction::ChunkDelay(d))
+    }
+
+    /// Accept TCP connections and never start the TLS handshake.
+    pub fn stall_after_accept() -> Self {
+        Fault::with(FaultAction::StallAfterAccept)
+    }
+
+    /// Complete the TLS handshake, then never read a request or answer.
+    pub fn stall_after_tls() -> Self {
+        Fault::with(FaultAction::StallAfterTls)
+    }
+
+    /// For [`Fault::status`]: send `Retry-After: secs` with the answer.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// Only requests with this method (`"*"` for any) whose path matches the glob `path`
@@ -110,6 +167,16 @@ impl Fault {
         self.fired
     }
 
+    /// Count one more matching request (or connection); whether the fault applies to it.
+    fn counts(&mut self) -> bool {
+        self.seen += 1;
+        match (self.nth, self.times) {
+            (Some(n), _) => self.seen == n,
+            (None, Some(t)) => self.seen <= t,
+            (None, None) => true,
+        }
+    }
+
     fn matches(&self, method: &str, path: &str, query: &[(String, String)]) -> bool {
         self.method.as_deref().is_none_or(|m| m == method)
             && util::glob(&self.path, path)
@@ -121,7 +188,9 @@ impl Fault {
 #[derive(Debug, Default)]
 pub(crate) struct Decision {
     pub delay: Duration,
+    pub chunk_delay: Duration,
     pub action: Option<FaultAction>,
+    pub retry_after: Option<u64>,
 }
 
 /// The active faults.
@@ -133,18 +202,9 @@ pub(crate) struct Faults {
 
 impl Faults {
     pub fn decide(&mut self, method: &str, path: &str, query: &[(String, String)]) -> Decision {
-        let mut d = Decision { delay: self.latency, action: None };
+        let mut d = Decision { delay: self.latency, ..Decision::default() };
         for f in &mut self.list {
-            if !f.matches(method, path, query) {
-                continue;
-            }
-            f.seen += 1;
-            let active = match (f.nth, f.times) {
-                (Some(n), _) => f.seen == n,
-                (None, Some(t)) => f.seen <= t,
-                (None, None) => true,
-            };
-            if !active {
+            if f.action.is_connection_level() || !f.matches(method, path, query) || !f.counts() {
                 continue;
             }
             match &f.action {
@@ -152,15 +212,35 @@ impl Faults {
                     f.fired += 1;
                     d.delay += *x;
                 }
+                FaultAction::ChunkDelay(x) => {
+                    f.fired += 1;
+                    d.chunk_delay += *x;
+                }
                 other => {
                     if d.action.is_none() {
                         f.fired += 1;
                         d.action = Some(other.clone());
+                        d.retry_after = f.retry_after;
                     }
                 }
             }
         }
         d
+    }
+
+    /// The connection-level fault (a stall) for a newly accepted connection, if any.
+    pub fn decide_connection(&mut self) -> Option<FaultAction> {
+        let mut action = None;
+        for f in &mut self.list {
+            if !f.action.is_connection_level() || !f.counts() {
+                continue;
+            }
+            if action.is_none() {
+                f.fired += 1;
+                action = Some(f.action.clone());
+            }
+        }
+        action
     }
 }
 
@@ -185,5 +265,18 @@ mod tests {
         assert!(fs.decide("PATCH", "/x", &q).action.is_none());
         let w = vec![("watch".to_string(), "true".to_string())];
         assert_eq!(fs.decide("GET", "/x", &w).delay, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn connection_faults_count_connections_not_requests() {
+        let mut fs = Faults::default();
+        fs.list.push(Fault::stall_after_tls().nth(2));
+        fs.list.push(Fault::status(429).retry_after(1).on("GET", "*").times(1));
+        let d = fs.decide("GET", "/api", &[]);
+        assert_eq!(d.action, Some(FaultAction::Status { code: 429, message: None }));
+        assert_eq!(d.retry_after, Some(1));
+        assert_eq!(fs.decide_connection(), None);
+        assert_eq!(fs.decide_connection(), Some(FaultAction::StallAfterTls));
+        assert_eq!(fs.decide_connection(), None);
     }
 }

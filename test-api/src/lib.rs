@@ -73,10 +73,29 @@
 //! and the Milvus Operator stand-in runs when enabled. `start()` and the mutating helpers return
 //! once the controllers have converged ([`TestApi::settle`]). [`TestApi::requests`] reads the API
 //! server's audit log (the kubeconfig's users only; no `content_type`, `body` only for writes).
-//! Not available there: faults, latency, `stop_listening` (they panic; check
-//! [`TestApi::supports_faults`]), `progress_deadline_exceeded` (an error), the builder's
-//! `server_version` and `port` (ignored), and ages: objects are created now (the pods' container
+//! Not available there: `progress_deadline_exceeded` (an error), the builder's `server_version`
+//! (ignored), and ages: objects are created now (the pods' container
 //! and condition timestamps are backdated by `age`), so a `Terminating` pod is not minutes old.
+//!
+//! # Faults: a proxy in front of either backend
+//!
+//! Every `TestApi` starts a fault-injecting HTTPS proxy on `127.0.0.1` (its own CA) in front of
+//! its server, and the kubeconfigs ([`TestApi::kubeconfig_path`], [`TestApi::kubeconfig_for`]),
+//! [`TestApi::url`], [`TestApi::port`] (and the builder's `port`) and [`TestApi::ca_pem`] are the
+//! proxy's. The proxy forwards each request over TLS to the server with its headers (token,
+//! `Impersonate-*`) and streams the reply back, unless a [`Fault`] matches: it can answer with a
+//! status and a `Status` body (optionally `Retry-After`), drop the connection before forwarding,
+//! forward and then drop the reply (the write happened; the client never hears), cut a reply off
+//! mid-body, delay the request or each chunk of the reply, and stall new connections after
+//! accepting them or after the TLS handshake. [`TestApi::set_latency`] and
+//! [`TestApi::stop_listening`] act on it too. So faults work the same on both backends.
+//!
+//! The request log stays the server's (the loopback's own record, the real server's audit log);
+//! the proxy adds what only it knows, in arrival order ([`RequestRecord::received`]): requests it
+//! answered or dropped itself (`fault`; `dropped` and status 0 for a dropped connection), and,
+//! on the server's record of a request whose reply it dropped or cut off, `fault` and `dropped`
+//! with the status the client saw (0 for no reply). Connection-level stalls log nothing (no
+//! request was read).
 //!
 //! # Limits
 //!
@@ -97,8 +116,11 @@ mod store; // the in-memory object store
 mod tls; // certificates and kubeconfigs
 mod util;
 
+// In front of either backend: the fault-injecting proxy the kubeconfigs point at.
+mod faults; // fault rules and latency
+mod proxy; // the HTTPS proxy that applies them
+
 // The loopback backend: the server and what only it needs.
-mod faults; // injected faults and latency
 mod loopback;
 mod server; // HTTPS, routing and the verbs
 mod status; // metav1.Status errors
@@ -115,7 +137,7 @@ pub use label_selector::Selector as LabelSelector;
 pub use resources::ResKey;
 pub use selector::FieldSelector;
 
-use backend::{ApiBackend, Endpoint, FaultInjection, ViewSource};
+use backend::{ApiBackend, Endpoint, ViewSource};
 use controller::{Controller, Target};
 use fixtures::{Origin, Source};
 use serde_json::{Value, json};
@@ -190,6 +212,9 @@ pub struct RequestRecord {
     pub user_agent: Option<String>,
     /// Time the server spent answering (for watches: until the stream started).
     pub duration: Duration,
+    /// When the request arrived (wall clock; at the server, or at the proxy for a request the
+    /// proxy answered itself). [`TestApi::requests`] is ordered by it.
+    pub received: std::time::SystemTime,
 }
 
 impl RequestRecord {
@@ -490,12 +515,15 @@ impl TestApiBuilder {
     }
 
     /// Start the server.
-    pub fn try_start(self) -> Result<TestApi, String> {
+    pub fn try_start(mut self) -> Result<TestApi, String> {
         if !self.selector_errors.is_empty() {
             return Err(format!("invalid selectors: {}", self.selector_errors.join("; ")));
         }
         let namespace = self.kubeconfig_namespace.clone();
-        let (backend, endpoint): (Box<dyn ApiBackend>, Endpoint) =
+        let current = self.current_context.clone();
+        // A fixed port is the proxy's: that is where clients connect.
+        let port = std::mem::take(&mut self.port);
+        let (backend, mut endpoint): (Box<dyn ApiBackend>, Endpoint) =
             match self.backend.unwrap_or_else(Backend::from_env) {
                 Backend::Loopback => {
                     let (b, e) = loopback::Loopback::start(self)?;
@@ -506,7 +534,21 @@ impl TestApiBuilder {
                     (Box::new(b), e)
                 }
             };
-        Ok(TestApi { backend, endpoint, namespace })
+        let users = backend.users();
+        let proxy = proxy::Proxy::start(port, endpoint.port, &endpoint.ca_pem, users.clone())?;
+        endpoint.url = proxy.url.clone();
+        endpoint.port = proxy.port;
+        endpoint.ca_pem = proxy.ca_pem.clone();
+        tls::write_kubeconfig(
+            &endpoint.kubeconfig,
+            &endpoint.url,
+            &endpoint.ca_pem,
+            &users,
+            &current,
+            &namespace,
+        )
+        .map_err(|e| format!("cannot write {}: {e}", endpoint.kubeconfig.display()))?;
+        Ok(TestApi { proxy, backend, endpoint, namespace })
     }
 
     /// The simulated controller both backends' pods follow: default behaviour, rules and delays.
@@ -521,6 +563,8 @@ impl TestApiBuilder {
 
 /// A running server. Dropping it shuts the server down and removes its temporary files.
 pub struct TestApi {
+    // Declared first: dropped (its connections closed) before the backend stops.
+    proxy: proxy::Proxy,
     backend: Box<dyn ApiBackend>,
     endpoint: Endpoint,
     namespace: String,
@@ -559,26 +603,16 @@ impl TestApi {
     }
 
     /// Whether [`set_fault`](Self::set_fault), [`set_latency`](Self::set_latency) and
-    /// [`stop_listening`](Self::stop_listening) work (loopback only).
+    /// [`stop_listening`](Self::stop_listening) work: always, on both backends (the proxy in
+    /// front of the server applies them).
     pub fn supports_faults(&self) -> bool {
-        self.backend.faults().is_some()
+        true
     }
 
     /// `gitVersion` the server reports at `/version` (the builder's
     /// [`server_version`](TestApiBuilder::server_version) on the loopback; `v1.20.2` on the real one).
     pub fn server_version(&self) -> String {
         self.backend.server_version()
-    }
-
-    /// Fault injection, or a panic that says the test needs the loopback.
-    fn fault_injection(&self, what: &str) -> &dyn FaultInjection {
-        match self.backend.faults() {
-            Some(f) => f,
-            None => panic!(
-                "TestApi::{what} is loopback-only: check TestApi::supports_faults() and skip the test \
-                 on the kube-apiserver backend"
-            ),
-        }
     }
 
     /// `https://127.0.0.1:PORT`.
@@ -629,7 +663,7 @@ impl TestApi {
     /// Stop accepting new connections (new connects are refused; open ones keep working).
     /// Returns once the listening socket is closed.
     pub fn stop_listening(&self) {
-        self.fault_injection("stop_listening").stop_listening();
+        self.proxy.stop_listening();
     }
 
     /// Every request so far.
@@ -637,34 +671,33 @@ impl TestApi {
     /// On the kube-apiserver backend: the audit log's events of the kubeconfig's users (the
     /// harness's and the controllers' requests are not included), read up to this call.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.backend.requests()
+        self.proxy.merge(self.backend.requests())
     }
 
     /// Forget the recorded requests.
     pub fn clear_requests(&self) {
         self.backend.clear_requests();
+        self.proxy.clear_requests();
     }
 
-    /// Add a fault.
+    /// Add a fault (applied by the proxy in front of the server, on either backend).
     pub fn set_fault(&self, fault: Fault) {
-        self.fault_injection("set_fault").set_fault(fault);
+        self.proxy.set_fault(fault);
     }
 
     /// The active faults (with their [`Fault::fired`] counters).
     pub fn faults(&self) -> Vec<Fault> {
-        self.backend.faults().map(FaultInjection::faults).unwrap_or_default()
+        self.proxy.faults()
     }
 
     /// Remove every fault and the added latency.
     pub fn clear_faults(&self) {
-        if let Some(f) = self.backend.faults() {
-            f.clear_faults();
-        }
+        self.proxy.clear_faults();
     }
 
     /// Add latency to every request.
     pub fn set_latency(&self, latency: Duration) {
-        self.fault_injection("set_latency").set_latency(latency);
+        self.proxy.set_latency(latency);
     }
 
     /// Change the behaviour of one pod (`Some(index)`) or all pods of a workload, at run time.
@@ -760,7 +793,9 @@ impl TestApi {
         let mut out = None;
         self.backend.with_view(&mut |view| {
             if let Some(f) = f.take() {
-                out = Some(f(view));
+                let merged =
+                    Merged { inner: view.source, proxy: &self.proxy, log: std::sync::OnceLock::new() };
+                out = Some(f(&StateView::new(&merged)));
             }
         });
         out.expect("a backend's with_view calls its closure")
@@ -780,6 +815,46 @@ impl TestApi {
         mut cond: impl FnMut(&StateView<'_>) -> bool,
         timeout: Duration,
     ) -> Result<(), Timeout> {
-        self.backend.wait_until(&mut cond, timeout)
+        // In slices: a request the proxy answered itself does not wake the backend's waiters.
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let slice = left.min(Duration::from_millis(50));
+            let mut check = |view: &StateView<'_>| {
+                let merged =
+                    Merged { inner: view.source, proxy: &self.proxy, log: std::sync::OnceLock::new() };
+                cond(&StateView::new(&merged))
+            };
+            match self.backend.wait_until(&mut check, slice) {
+                Ok(()) => return Ok(()),
+                Err(_) if left > slice => continue,
+                Err(_) => return Err(Timeout(timeout)),
+            }
+        }
+    }
+}
+
+/// A backend's view with the proxy's log folded into its request log.
+struct Merged<'a> {
+    inner: &'a dyn ViewSource,
+    proxy: &'a proxy::Proxy,
+    log: std::sync::OnceLock<Vec<RequestRecord>>,
+}
+
+impl ViewSource for Merged<'_> {
+    fn get(&self, group: &str, plural: &str, namespace: Option<&str>, name: &str) -> Option<&Value> {
+        self.inner.get(group, plural, namespace, name)
+    }
+    fn list(&self, group: &str, plural: &str, namespace: Option<&str>) -> Vec<&Value> {
+        self.inner.list(group, plural, namespace)
+    }
+    fn count(&self, group: &str, plural: &str, namespace: Option<&str>) -> usize {
+        self.inner.count(group, plural, namespace)
+    }
+    fn requests(&self) -> &[RequestRecord] {
+        self.log.get_or_init(|| self.proxy.merge(self.inner.requests().to_vec()))
+    }
+    fn resource_version(&self) -> u64 {
+        self.inner.resource_version()
     }
 }

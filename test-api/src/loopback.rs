@@ -1,14 +1,14 @@
 //! The loopback backend: the in-process API server ([`crate::server`]) on a runtime thread of its
 //! own, its in-memory [`Store`] and the simulated [`Controller`], all behind one lock ([`Shared`]).
 
-use crate::backend::{ApiBackend, Endpoint, FaultInjection, ViewSource};
+use crate::backend::{ApiBackend, Endpoint, ViewSource};
 use crate::controller::{self, Controller, PodBehaviour, Target};
 use crate::fixtures;
 use crate::resources::ResKey;
 use crate::selector::MatchesObject as _;
 use crate::store::Store;
-use crate::{Backend, Fault, LabelSelector, RequestRecord, Rules, StateView, TestApiBuilder, Timeout};
-use crate::{auth, faults, server, tls, util};
+use crate::{Backend, LabelSelector, RequestRecord, Rules, StateView, TestApiBuilder, Timeout};
+use crate::{auth, server, tls, util};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,11 +20,9 @@ pub(crate) struct State {
     pub store: Store,
     pub ctl: Controller,
     pub users: Vec<auth::User>,
-    pub faults: faults::Faults,
     pub log: Vec<RequestRecord>,
     pub git_version: String,
     pub port: u16,
-    pub listening: bool,
 }
 
 pub(crate) struct Shared {
@@ -33,7 +31,6 @@ pub(crate) struct Shared {
     pub rv_watch: tokio::sync::watch::Sender<u64>,
     pub timer: tokio::sync::Notify,
     pub shutdown: tokio::sync::watch::Sender<bool>,
-    pub stop_listening: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -46,11 +43,6 @@ impl Shared {
         self.rv_watch.send_replace(rv);
         self.cond.notify_all();
         self.timer.notify_one();
-    }
-
-    /// Wake [`crate::TestApi::wait_until`] and [`crate::TestApi::stop_listening`] waiters.
-    pub fn notify_waiters(&self) {
-        self.cond.notify_all();
     }
 
     pub fn record(&self, mut rec: RequestRecord, started: Instant) {
@@ -144,17 +136,14 @@ impl Loopback {
                 store,
                 ctl,
                 users,
-                faults: faults::Faults::default(),
                 log: Vec::new(),
                 git_version: b.git_version.clone(),
                 port,
-                listening: true,
             }),
             cond: Condvar::new(),
             rv_watch: tokio::sync::watch::channel(rv).0,
             timer: tokio::sync::Notify::new(),
             shutdown: tokio::sync::watch::channel(false).0,
-            stop_listening: tokio::sync::watch::channel(false).0,
         });
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -222,10 +211,6 @@ impl ApiBackend for Loopback {
 
     fn users(&self) -> Vec<(String, String)> {
         self.shared.lock().users.iter().map(|u| (u.name.clone(), u.token.clone())).collect()
-    }
-
-    fn faults(&self) -> Option<&dyn FaultInjection> {
-        Some(self)
     }
 
     fn requests(&self) -> Vec<RequestRecord> {
@@ -404,38 +389,6 @@ impl ApiBackend for Loopback {
                 return Err(Timeout(timeout));
             }
             st = match self.shared.cond.wait_timeout(st, deadline - now) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
-        }
-    }
-}
-
-impl FaultInjection for Loopback {
-    fn set_fault(&self, fault: Fault) {
-        self.shared.lock().faults.list.push(fault);
-    }
-
-    fn faults(&self) -> Vec<Fault> {
-        self.shared.lock().faults.list.clone()
-    }
-
-    fn clear_faults(&self) {
-        let mut st = self.shared.lock();
-        st.faults.list.clear();
-        st.faults.latency = Duration::ZERO;
-    }
-
-    fn set_latency(&self, latency: Duration) {
-        self.shared.lock().faults.latency = latency;
-    }
-
-    fn stop_listening(&self) {
-        self.shared.stop_listening.send_replace(true);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut st = self.shared.lock();
-        while st.listening && Instant::now() < deadline {
-            st = match self.shared.cond.wait_timeout(st, deadline.saturating_duration_since(Instant::now())) {
                 Ok((g, _)) => g,
                 Err(p) => p.into_inner().0,
             };

@@ -3,7 +3,6 @@
 use crate::RequestRecord;
 use crate::auth::{self, Rules};
 use crate::controller;
-use crate::faults::FaultAction;
 use crate::fixtures::{self, all_types};
 use crate::loopback::Shared;
 use crate::resources::{self, ResKey, ResourceType};
@@ -24,17 +23,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
-/// Accept TLS connections until shutdown (or until told to stop listening).
+/// Accept TLS connections until shutdown.
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let mut shutdown = shared.shutdown.subscribe();
-    let mut stop = shared.stop_listening.subscribe();
     tokio::spawn(timer_loop(shared.clone()));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = shutdown.wait_for(|v| *v) => break,
-            _ = stop.wait_for(|v| *v) => break,
         };
         let Ok((tcp, _peer)) = accepted else {
             continue;
@@ -53,10 +50,6 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener, tls: Arc<r
         });
     }
     drop(listener);
-    shared.lock().listening = false;
-    shared.notify_waiters();
-    // keep serving open connections until shutdown
-    let _ = shutdown.wait_for(|v| *v).await;
 }
 
 /// Wakes the controller when a pod's delayed readiness is due.
@@ -128,6 +121,7 @@ fn raw_response(code: u16, body: Vec<u8>) -> Response<Body> {
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
     let started = Instant::now();
+    let received = std::time::SystemTime::now();
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let query = util::parse_query(req.uri().query());
@@ -145,13 +139,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let watch = query.iter().any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
 
     let token = authz.as_deref().and_then(|a| a.strip_prefix("Bearer ")).map(str::trim).map(str::to_string);
-    let (decision, user, port) = {
-        let mut st = shared.lock();
-        let d = st.faults.decide(&method, &path, &query);
+    let (user, port) = {
+        let st = shared.lock();
         let user = token.as_ref().and_then(|t| st.users.iter().find(|u| u.token == *t).cloned());
-        (d, user, st.port)
+        (user, st.port)
     };
-    let mut rec = RequestRecord {
+    let rec = RequestRecord {
         seq: 0,
         method: method.clone(),
         path: path.clone(),
@@ -162,7 +155,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         verb: None,
         dry_run,
         watch,
-        fault: decision.action.is_some(),
+        fault: false,
         dropped: false,
         content_type: (!content_type.is_empty()).then(|| content_type.clone()),
         body: if body.is_empty() {
@@ -174,34 +167,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         },
         user_agent,
         duration: Duration::ZERO,
+        received,
     };
-    if !decision.delay.is_zero() {
-        tokio::time::sleep(decision.delay).await;
-    }
-    match decision.action {
-        Some(FaultAction::Drop) => {
-            rec.dropped = true;
-            shared.record(rec, started);
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "injected connection drop",
-            ));
-        }
-        Some(FaultAction::Status { code, message }) => {
-            let msg = message.unwrap_or_else(|| match code {
-                500 => "Internal error occurred: injected fault".to_string(),
-                503 => "the server is currently unable to handle the request".to_string(),
-                429 => "Too many requests, please try again later.".to_string(),
-                504 => "the server was unable to return a response in the time allotted, but may still be processing the request".to_string(),
-                _ => format!("injected fault ({code})"),
-            });
-            let e = ApiError::new(code, msg);
-            rec.status = code;
-            shared.record(rec, started);
-            return Ok(json_response(code, &e.to_json()));
-        }
-        _ => {}
-    }
+    let mut rec = rec;
     let Some(mut user) = user else {
         rec.status = 401;
         shared.record(rec, started);

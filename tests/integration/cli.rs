@@ -290,9 +290,8 @@ fn strip_ansi(text: &str) -> String {
     out
 }
 
-// Loopback only (the name keeps it off a real server): injects latency.
 #[test]
-fn request_timeout_bounds_each_request_loopback_only() {
+fn request_timeout_bounds_each_request() {
     let bad = run_via(Via::Binary, None, &["list", "--request-timeout", "soon"]).failure(1);
     assert!(bad.stderr.contains("invalid timeout value"), "{}", bad.stderr);
     let api = three_releases();

@@ -235,9 +235,8 @@ fn a_server_that_accepts_and_never_answers_is_given_up_on() {
     drop(held);
 }
 
-// Loopback only (the name keeps it off a real server): holds a response with injected latency.
 #[test]
-fn a_server_that_never_sends_its_response_is_given_up_on_at_the_request_timeout_loopback_only() {
+fn a_server_that_never_sends_its_response_is_given_up_on_at_the_request_timeout() {
     let api = helm_release("helm/default.yaml");
     api.set_fault(Fault::delay(Duration::from_secs(3600)).on("GET", "*/deployments"));
     let out = bounded(
@@ -252,9 +251,8 @@ fn a_server_that_never_sends_its_response_is_given_up_on_at_the_request_timeout_
     assert!(out.stderr.contains("timed out"), "{}", out.stderr);
 }
 
-// Loopback only (the name keeps it off a real server): injects 503 answers and dropped connections.
 #[test]
-fn reads_are_retried_and_writes_are_not_loopback_only() {
+fn reads_are_retried_and_writes_are_not() {
     let api = helm_release("helm/default.yaml");
     api.set_fault(Fault::status(503).on("GET", "*/pods").times(1));
     api.set_fault(Fault::drop_connection().on("GET", "*/statefulsets").times(1));
@@ -353,4 +351,159 @@ fn kubectl_flag_forms_are_understood() {
     assert_eq!(replicas, Some(2));
     run(&api, &["status", "my-release", "--pods=false", "--exit-code=false"]).success();
     run(&api, &["list", "-A=true"]).success();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lost replies, throttling and broken connections, injected by the proxy in front of either
+// backend.
+
+const QUERYNODE: &str = "/apis/apps/v1/namespaces/default/deployments/my-release-milvus-querynode";
+
+#[test]
+fn a_write_whose_reply_was_lost_is_read_again_and_reported_as_written() {
+    let api = helm_release("helm/default.yaml");
+    api.set_fault(Fault::drop_reply().on("PATCH", QUERYNODE).times(1));
+    api.clear_requests();
+    let out = bounded(
+        spawn(Some(api.kubeconfig_path()), &["scale", "my-release", "querynode=2"]),
+        Duration::from_secs(60),
+    );
+    let log = api.requests();
+    let summary: Vec<String> =
+        log.iter().map(|r| format!("{} {} {} {}", r.method, r.path, r.status, r.fault)).collect();
+    assert_eq!(out.code, 0, "{}\n{}\n{summary:#?}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("deployment.apps/my-release-milvus-querynode scaled (1 → 2)"),
+        "the step counts as written: {}",
+        out.stdout
+    );
+    let patches: Vec<&RequestRecord> = log.iter().filter(|r| r.method == "PATCH").collect();
+    assert_eq!(patches.len(), 1, "never sent twice: {summary:#?}");
+    assert!(patches[0].fault && patches[0].dropped && patches[0].status == 0, "{:?}", patches[0]);
+    let patched = log.iter().position(|r| r.method == "PATCH").expect("the patch");
+    assert!(
+        log[patched..].iter().any(|r| r.method == "GET" && r.path == QUERYNODE && r.status == 200),
+        "read again after the lost reply: {summary:#?}"
+    );
+    let replicas = api
+        .get_json("apps", "v1", "deployments", Some("default"), "my-release-milvus-querynode")
+        .expect("deployment")["spec"]["replicas"]
+        .as_i64();
+    assert_eq!(replicas, Some(2));
+}
+
+#[test]
+fn a_write_whose_connection_dropped_before_it_was_sent_did_not_happen() {
+    let api = helm_release("helm/default.yaml");
+    api.set_fault(Fault::drop_connection().on("PATCH", QUERYNODE).times(1));
+    api.clear_requests();
+    let out = bounded(
+        spawn(Some(api.kubeconfig_path()), &["scale", "my-release", "querynode=2"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("the write did not happen"), "{}", out.stderr);
+    let patches: Vec<RequestRecord> = mutating(&api);
+    assert_eq!(patches.len(), 1, "never sent twice: {patches:?}");
+    assert!(patches[0].fault && patches[0].dropped, "{:?}", patches[0]);
+    let replicas = api
+        .get_json("apps", "v1", "deployments", Some("default"), "my-release-milvus-querynode")
+        .expect("deployment")["spec"]["replicas"]
+        .as_i64();
+    assert_eq!(replicas, Some(1));
+}
+
+#[test]
+fn a_lost_reply_that_cannot_be_read_again_is_reported_as_unknown() {
+    let api = helm_release("helm/default.yaml");
+    // The plugin reads the Deployment itself once before writing (the 1st GET) and once after the
+    // lost reply (the 2nd); a 500 is not tried again.
+    api.set_fault(Fault::drop_reply().on("PATCH", QUERYNODE).times(1));
+    api.set_fault(Fault::status(500).on("GET", QUERYNODE).nth(2).message("etcdserver: request timed out"));
+    let out = bounded(
+        spawn(Some(api.kubeconfig_path()), &["scale", "my-release", "querynode=2", "-o", "json"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("is unknown"), "{}", out.stderr);
+    assert!(out.stderr.contains("could not be read again"), "{}", out.stderr);
+    let result: serde_json::Value = serde_json::from_str(&out.stdout).expect("json on stdout");
+    assert_eq!(result["changes"][0]["status"], "unknown", "{result}");
+}
+
+#[test]
+fn a_read_answered_429_or_503_with_retry_after_is_tried_again_after_it() {
+    for code in [429, 503] {
+        let api = helm_release("helm/default.yaml");
+        api.set_fault(Fault::status(code).retry_after(1).on("GET", "*/statefulsets").times(1));
+        api.clear_requests();
+        let out =
+            bounded(spawn(Some(api.kubeconfig_path()), &["status", "my-release"]), Duration::from_secs(60));
+        assert_eq!(out.code, 0, "{code}: {}", out.stderr);
+        let tries: Vec<RequestRecord> =
+            api.requests().into_iter().filter(|r| r.path.ends_with("/statefulsets")).collect();
+        let statuses: Vec<u16> = tries.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [code, 200], "{code}: tried again");
+        assert!(tries[0].fault && !tries[1].fault);
+        assert!(tries[1].received > tries[0].received, "{code}: the second try came after the first");
+    }
+}
+
+#[test]
+fn a_retry_after_too_long_to_wait_for_is_reported() {
+    let api = helm_release("helm/default.yaml");
+    api.set_fault(Fault::status(429).retry_after(3600).on("GET", "*/statefulsets"));
+    api.clear_requests();
+    let out = bounded(spawn(Some(api.kubeconfig_path()), &["status", "my-release"]), Duration::from_secs(60));
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("Too many requests"), "{}", out.stderr);
+    let tries = api.requests().iter().filter(|r| r.path.ends_with("/statefulsets")).count();
+    assert_eq!(tries, 1, "not waited for");
+}
+
+#[test]
+fn a_read_dropped_mid_response_is_tried_again() {
+    let api = helm_release("helm/default.yaml");
+    api.set_fault(Fault::drop_mid_response().on("GET", "*/statefulsets").times(1));
+    api.clear_requests();
+    let out = bounded(spawn(Some(api.kubeconfig_path()), &["status", "my-release"]), Duration::from_secs(60));
+    let tries: Vec<(u16, bool)> = api
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/statefulsets"))
+        .map(|r| (r.status, r.dropped))
+        .collect();
+    assert_eq!(out.code, 0, "{}\n{tries:?}", out.stderr);
+    assert_eq!(tries, [(200, true), (200, false)], "cut off, then tried again");
+}
+
+#[test]
+fn slow_bodies_are_read_to_the_end() {
+    let api = helm_release("helm/default.yaml");
+    api.set_fault(Fault::chunk_delay(Duration::from_millis(200)).on("GET", "*/pods"));
+    let out = bounded(spawn(Some(api.kubeconfig_path()), &["status", "my-release"]), Duration::from_secs(60));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(api.faults().iter().all(|f| f.fired() > 0));
+}
+
+#[test]
+fn a_server_that_stalls_after_accepting_or_after_tls_is_given_up_on() {
+    for (stall, name) in
+        [(Fault::stall_after_accept(), "after accept"), (Fault::stall_after_tls(), "after TLS")]
+    {
+        let api = helm_release("helm/default.yaml");
+        api.set_fault(stall);
+        let started = Instant::now();
+        let out = bounded(
+            spawn(Some(api.kubeconfig_path()), &["list", "--request-timeout", "2s"]),
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.code, 1, "{name}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("Unable to connect to the server") || out.stderr.contains("timed out"),
+            "{name}: {}",
+            out.stderr
+        );
+        assert!(started.elapsed() < Duration::from_secs(20), "{name}: within the deadline");
+    }
 }

@@ -234,9 +234,8 @@ fn server_dry_run_sends_only_dry_run_requests() {
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 1);
 }
 
-// Loopback only (the name keeps it off a real server): injects a 422 answer.
 #[test]
-fn server_dry_run_reports_what_the_server_refuses_loopback_only() {
+fn server_dry_run_reports_what_the_server_refuses() {
     let api = helm_release("helm/default.yaml");
     api.set_fault(
         Fault::status(422)
@@ -449,9 +448,8 @@ fn an_operator_group_without_replicas_is_scaled_from_the_operators_default_loopb
 // ---------------------------------------------------------------------------------------------
 // Concurrency, gentle scale-in, waiting, interruption.
 
-// Loopback only (the name keeps it off a real server): holds a write back with injected latency.
 #[test]
-fn a_concurrent_change_is_a_conflict_that_is_re_planned_not_overwritten_loopback_only() {
+fn a_concurrent_change_is_a_conflict_that_is_re_planned_not_overwritten() {
     let api = helm_with(1, 1);
     let deployment = "/apis/apps/v1/namespaces/default/deployments/my-release-milvus-querynode";
     // Hold the plugin's write long enough for another writer to get in between its read and its write.
@@ -626,9 +624,8 @@ fn json_after_an_interruption_says_interrupted_and_what_was_applied() {
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 4);
 }
 
-// Loopback only (the name keeps it off a real server): injects a 500 answer.
 #[test]
-fn a_failure_midway_reports_what_changed_and_what_did_not_loopback_only() {
+fn a_failure_midway_reports_what_changed_and_what_did_not() {
     let api = helm_with(1, 1);
     api.set_fault(
         Fault::status(500)
@@ -672,9 +669,8 @@ fn json_output_carries_the_plan_and_the_result() {
     assert_eq!(done["changes"][0]["applied"], serde_json::json!([2]));
 }
 
-// Loopback only (the name keeps it off a real server): injects a 500 answer.
 #[test]
-fn json_after_a_failure_midway_says_which_change_failed_loopback_only() {
+fn json_after_a_failure_midway_says_which_change_failed() {
     let api = helm_with(1, 1);
     api.set_fault(
         Fault::status(500)

@@ -257,9 +257,8 @@ fn status_makes_one_concurrent_list_per_kind_in_the_namespace() {
     assert!(others.clone().all(|r| r.query_param("limit").is_none()));
 }
 
-// Loopback only (the name keeps it off a real server): injects a 403 fault (rbac.rs covers real 403s).
 #[test]
-fn problems_while_reading_are_reported_at_the_end_not_fatal_loopback_only() {
+fn problems_while_reading_are_reported_at_the_end_not_fatal() {
     let api = three_releases();
     api.set_fault(
         Fault::status(403)
@@ -275,9 +274,8 @@ fn problems_while_reading_are_reported_at_the_end_not_fatal_loopback_only() {
     assert_eq!(json["warnings"].as_array().map(Vec::len), Some(1));
 }
 
-// Loopback only (the name keeps it off a real server): injects a 500 fault.
 #[test]
-fn a_server_error_on_a_required_kind_is_an_error_loopback_only() {
+fn a_server_error_on_a_required_kind_is_an_error() {
     let api = three_releases();
     api.set_fault(
         Fault::status(500)

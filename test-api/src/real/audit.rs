@@ -124,6 +124,8 @@ impl AuditReader {
             body: ev.get("requestObject").cloned(),
             user_agent: ev["userAgent"].as_str().map(String::from),
             duration,
+            received: ts_of(ev, "requestReceivedTimestamp")
+                .map_or(std::time::UNIX_EPOCH, std::time::SystemTime::from),
         };
         self.by_id.insert(id, self.records.len());
         self.records.push(rec);

@@ -19,7 +19,7 @@ mod kubelet;
 mod load;
 mod rbac;
 
-use crate::backend::{ApiBackend, Endpoint, FaultInjection, ViewSource};
+use crate::backend::{ApiBackend, Endpoint, ViewSource};
 use crate::controller::PodBehaviour;
 use crate::controller::Target;
 use crate::util::{self, meta_str};
@@ -342,11 +342,6 @@ impl ApiBackend for Real {
 
     fn users(&self) -> Vec<(String, String)> {
         self.tokens.clone()
-    }
-
-    /// Faults, latency and a closed listener are the loopback's; a real server has none.
-    fn faults(&self) -> Option<&dyn FaultInjection> {
-        None
     }
 
     fn requests(&self) -> Vec<RequestRecord> {
