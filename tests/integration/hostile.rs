@@ -276,26 +276,7 @@ fn reads_are_retried_and_writes_are_not() {
 #[test]
 fn a_change_by_someone_else_while_waiting_stops_the_wait_and_is_named() {
     // A crash-looping datanode keeps the scale-in waiting after its first step.
-    let api = TestApi::builder()
-        .age(AGE)
-        .fixture("helm/default.yaml")
-        .helm_install(true)
-        .replicas("my-release-milvus-datanode", 5)
-        .pod_behaviour("my-release-milvus-datanode", 0, PodBehaviour::oom_killed(3))
-        .start();
-    api.clear_requests();
-    let child =
-        spawn(Some(api.kubeconfig_path()), &["scale", "my-release", "datanode=2", "--timeout", "60s"]);
-    api.wait_until(
-        |s| {
-            let log = s.requests();
-            log.iter()
-                .position(|r| r.method == "PATCH")
-                .is_some_and(|i| log[i..].iter().any(|r| r.path.ends_with("/pods")))
-        },
-        Duration::from_secs(20),
-    )
-    .expect("first step written");
+    let (api, child) = scale_in_waiting_after_its_first_step(&[]);
     api.set_replicas(("apps", "deployments"), "default", "my-release-milvus-datanode", 12)
         .expect("someone else scales");
     let out = bounded(child, Duration::from_secs(30));

@@ -567,31 +567,8 @@ fn wait_times_out_and_names_the_failing_pods() {
 /// Scales a crash-looping datanode in from 5 to 2 with `extra` arguments and interrupts the plugin with
 /// SIGINT after its first step: the component stays unhealthy, so the scale-in waits there.
 fn interrupted_scale_in(extra: &[&str]) -> (TestApi, std::process::Output) {
-    let api = TestApi::builder()
-        .age(AGE)
-        .fixture("helm/default.yaml")
-        .helm_install(true)
-        .replicas("my-release-milvus-datanode", 5)
-        .pod_behaviour("my-release-milvus-datanode", 0, PodBehaviour::oom_killed(3))
-        .start();
-    api.clear_requests();
-    let args = [&["scale", "my-release", "datanode=2", "--timeout", "60s"][..], extra].concat();
-    let child = command(Via::Binary, Some(api.kubeconfig_path()), &args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start");
     // After the first write, the plugin reads the release to check health: interrupt it then.
-    api.wait_until(
-        |s| {
-            let log = s.requests();
-            log.iter()
-                .position(|r| r.method == "PATCH")
-                .is_some_and(|i| log[i..].iter().any(|r| r.path.ends_with("/pods")))
-        },
-        Duration::from_secs(20),
-    )
-    .expect("first step written");
+    let (api, child) = scale_in_waiting_after_its_first_step(extra);
     let status =
         std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());

@@ -215,3 +215,34 @@ pub fn grouped_copy(docs: &[Value], deployment: &str, label: &str, group: &str, 
     }
     copy
 }
+
+/// A scale-in of `my-release`'s datanode from 5 to 2 (plus `extra` arguments) that waits after its
+/// first step, because one datanode crash-loops: returns once the first step is written and the plugin
+/// reads the release to check its health, with the plugin still running.
+pub fn scale_in_waiting_after_its_first_step(extra: &[&str]) -> (TestApi, std::process::Child) {
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("helm/default.yaml")
+        .helm_install(true)
+        .replicas("my-release-milvus-datanode", 5)
+        .pod_behaviour("my-release-milvus-datanode", 0, PodBehaviour::oom_killed(3))
+        .start();
+    api.clear_requests();
+    let args = [&["scale", "my-release", "datanode=2", "--timeout", "60s"][..], extra].concat();
+    let child = command(Via::Binary, Some(api.kubeconfig_path()), &args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    api.wait_until(
+        |s| {
+            let log = s.requests();
+            log.iter()
+                .position(|r| r.method == "PATCH")
+                .is_some_and(|i| log[i..].iter().any(|r| r.path.ends_with("/pods")))
+        },
+        Duration::from_secs(20),
+    )
+    .expect("first step written");
+    (api, child)
+}
