@@ -145,12 +145,7 @@ impl Loopback {
             timer: tokio::sync::Notify::new(),
             shutdown: tokio::sync::watch::channel(false).0,
         });
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("milvus-test-api")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("runtime: {e}"))?;
+        let rt = crate::util::runtime("milvus-test-api")?;
         let s2 = shared.clone();
         let server_config = tls.server_config.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();

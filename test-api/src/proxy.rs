@@ -119,12 +119,7 @@ impl Proxy {
             .with_root_certificates(roots)
             .with_no_client_auth();
         client.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("milvus-test-proxy")
-            .enable_all()
-            .build()
-            .map_err(err)?;
+        let runtime = crate::util::runtime("milvus-test-proxy")?;
         let listener = runtime
             .block_on(TcpListener::bind(("127.0.0.1", port)))
             .map_err(|e| format!("proxy: cannot listen: {e}"))?;

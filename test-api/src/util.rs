@@ -252,6 +252,16 @@ pub(crate) fn labels_of(v: &Value) -> Option<&Map<String, Value>> {
     v.get("metadata").and_then(|m| m.get("labels")).and_then(Value::as_object)
 }
 
+/// A two-worker runtime of the test API's own (servers, proxy, stand-ins), named after its threads.
+pub(crate) fn runtime(thread_name: &str) -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(thread_name)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,10 +36,6 @@ fn spawn(kubeconfig: Option<&Path>, args: &[&str]) -> std::process::Child {
         .expect("start the plugin")
 }
 
-fn mutating(api: &TestApi) -> Vec<RequestRecord> {
-    api.requests().into_iter().filter(|r| r.is_mutating()).collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Bad input: a clear message, exit 1, and (for scale) nothing written.
 
@@ -137,13 +133,12 @@ fn an_empty_namespace_means_the_default_one() {
     assert!(!list.stdout.contains("NAMESPACE"), "{}", list.stdout);
     assert_eq!(list.stdout.lines().filter(|l| l.starts_with("f1 ")).count(), 1, "{}", list.stdout);
     run(&api, &["scale", "f1", "-n", "", "querynode=2"]).success();
-    let replicas = |ns: &str| {
-        api.get_json("apps", "v1", "deployments", Some(ns), "f1-milvus-querynode").expect("deployment")["spec"]
-            ["replicas"]
-            .as_i64()
-    };
-    assert_eq!(replicas("default"), Some(2));
-    assert_eq!(replicas("other"), Some(1), "the release in another namespace is untouched");
+    assert_eq!(deployment_replicas(&api, "default", "f1-milvus-querynode"), 2);
+    assert_eq!(
+        deployment_replicas(&api, "other", "f1-milvus-querynode"),
+        1,
+        "the release in another namespace is untouched"
+    );
 }
 
 #[test]
@@ -287,11 +282,11 @@ fn a_change_by_someone_else_while_waiting_stops_the_wait_and_is_named() {
         out.stderr
     );
     assert!(out.stderr.contains("stopped; nothing more was written"), "{}", out.stderr);
-    let replicas = api
-        .get_json("apps", "v1", "deployments", Some("default"), "my-release-milvus-datanode")
-        .expect("deployment")["spec"]["replicas"]
-        .as_i64();
-    assert_eq!(replicas, Some(12), "the plugin wrote nothing over the other change");
+    assert_eq!(
+        deployment_replicas(&api, "default", "my-release-milvus-datanode"),
+        12,
+        "the plugin wrote nothing over the other change"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,11 +320,7 @@ fn kubectl_flag_forms_are_understood() {
     assert!(out.stderr.contains("--allow-zero"), "{}", out.stderr);
     assert!(mutating(&api).is_empty());
     run(&api, &["scale", "my-release", "querynode=2", "--dry-run=false", "--wait=false"]).success();
-    let replicas = api
-        .get_json("apps", "v1", "deployments", Some("default"), "my-release-milvus-querynode")
-        .expect("deployment")["spec"]["replicas"]
-        .as_i64();
-    assert_eq!(replicas, Some(2));
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 2);
     run(&api, &["status", "my-release", "--pods=false", "--exit-code=false"]).success();
     run(&api, &["list", "-A=true"]).success();
 }
@@ -366,11 +357,7 @@ fn a_write_whose_reply_was_lost_is_read_again_and_reported_as_written() {
         log[patched..].iter().any(|r| r.method == "GET" && r.path == QUERYNODE && r.status == 200),
         "read again after the lost reply: {summary:#?}"
     );
-    let replicas = api
-        .get_json("apps", "v1", "deployments", Some("default"), "my-release-milvus-querynode")
-        .expect("deployment")["spec"]["replicas"]
-        .as_i64();
-    assert_eq!(replicas, Some(2));
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 2);
 }
 
 #[test]
@@ -387,11 +374,7 @@ fn a_write_whose_connection_dropped_before_it_was_sent_did_not_happen() {
     let patches: Vec<RequestRecord> = mutating(&api);
     assert_eq!(patches.len(), 1, "never sent twice: {patches:?}");
     assert!(patches[0].fault && patches[0].dropped, "{:?}", patches[0]);
-    let replicas = api
-        .get_json("apps", "v1", "deployments", Some("default"), "my-release-milvus-querynode")
-        .expect("deployment")["spec"]["replicas"]
-        .as_i64();
-    assert_eq!(replicas, Some(1));
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 1);
 }
 
 #[test]

@@ -6,16 +6,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-fn deployment_replicas(api: &TestApi, namespace: &str, name: &str) -> i64 {
-    api.get_json("apps", "v1", "deployments", Some(namespace), name)
-        .and_then(|d| d["spec"]["replicas"].as_i64())
-        .unwrap_or_else(|| panic!("deployment {namespace}/{name}"))
-}
-
-fn mutating(api: &TestApi) -> Vec<RequestRecord> {
-    api.requests().into_iter().filter(|r| r.is_mutating()).collect()
-}
-
 fn patches(api: &TestApi) -> Vec<(String, Value, u16)> {
     mutating(api)
         .into_iter()

@@ -246,3 +246,15 @@ pub fn scale_in_waiting_after_its_first_step(extra: &[&str]) -> (TestApi, std::p
     .expect("first step written");
     (api, child)
 }
+
+/// `spec.replicas` of a Deployment, read from the server.
+pub fn deployment_replicas(api: &TestApi, namespace: &str, name: &str) -> i64 {
+    api.get_json("apps", "v1", "deployments", Some(namespace), name)
+        .and_then(|d| d["spec"]["replicas"].as_i64())
+        .unwrap_or_else(|| panic!("deployment {namespace}/{name}"))
+}
+
+/// The mutating requests the server received.
+pub fn mutating(api: &TestApi) -> Vec<RequestRecord> {
+    api.requests().into_iter().filter(|r| r.is_mutating()).collect()
+}

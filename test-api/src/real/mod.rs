@@ -159,12 +159,7 @@ impl Real {
         )
         .map_err(|e| format!("kubeconfig: {e}"))?;
 
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("milvus-test-kube")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("runtime: {e}"))?;
+        let rt = crate::util::runtime("milvus-test-kube")?;
         let (client, marker) = rt.block_on(async {
             Ok::<_, String>((
                 client_for(&dir.join("harness.kubeconfig")).await?,
