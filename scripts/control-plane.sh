@@ -4,8 +4,8 @@
 # no kubelet and no container runtime (pods are created by the real
 # controllers but stay Pending unless a test patches their status).
 #
-# The binaries are built once from Debian bookworm's `kubernetes` source
-# package (Kubernetes 1.20.2) and cached outside the repository.
+# The binaries are built once from the Go module proxy (Kubernetes 1.34,
+# etcd 3.6; versions pinned below) and cached outside the repository.
 #
 # Usage: see `usage` below or run `scripts/control-plane.sh help`.
 #
@@ -24,19 +24,21 @@
 #     non-zero and leaves the logs in DIR/logs/ for diagnosis.
 set -euo pipefail
 
-K8S_VERSION=1.20.2
-# Commit of the v1.20.2 tag; only used for `kubectl version` output.
-K8S_GIT_COMMIT=faecb196815e248d3ecfb03c680a4507229c2a56
-GO_PKG=golang-1.19
-GO_BIN_DIR=/usr/lib/go-1.19/bin
-# `up` needs etcd-server, openssl, curl and python3 (free ports); `build`
-# needs the rest (make and patch come with dpkg-dev).
-APT_PACKAGES=("$GO_PKG" rsync etcd-server dpkg-dev openssl curl)
+# Versions: the Go modules they are built from are pinned (with their checksums) in
+# scripts/control-plane/kubernetes/go.{mod,sum} and scripts/control-plane/etcd/go.{mod,sum};
+# `pin` regenerates both for new versions. etcd 3.6 is what Kubernetes 1.34 is tested with
+# (Debian bookworm's etcd-server is 3.4).
+K8S_VERSION=1.34.4
+ETCD_VERSION=3.6.16
+# `up` needs openssl, curl and python3 (free ports); `build` needs Go 1.24 or later.
+APT_PACKAGES=(openssl curl python3)
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MODULES_DIR=$SCRIPT_DIR/control-plane
 CACHE_ROOT=${KUBECTL_MILVUS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-milvus}
 K8S_CACHE=$CACHE_ROOT/kubernetes-v$K8S_VERSION
 BIN_DIR=$K8S_CACHE/bin
+ETCD_BIN=$CACHE_ROOT/etcd-v$ETCD_VERSION/bin/etcd
 # Restricted users that get a token + kubeconfig but NO RBAC bindings.
 RESTRICTED_USERS=(viewer scaler noaccess)
 # Seconds `up` waits for the API server before giving up.
@@ -47,13 +49,13 @@ usage() {
 Usage: $(basename "$0") COMMAND [ARGS]
 
 Commands:
-  deps                        Only the first half of 'build': apt packages,
-                              deb-src entry, source download (no compiling).
-  build                       Install build deps (apt), fetch Debian's kubernetes
-                              $K8S_VERSION source, patch it, build and cache
-                              kube-apiserver + kube-controller-manager in
-                              $BIN_DIR
-                              (no-op when already cached).
+  build                       Build kube-apiserver + kube-controller-manager v$K8S_VERSION
+                              and etcd v$ETCD_VERSION from the pinned Go modules and
+                              cache them in $BIN_DIR and
+                              ${ETCD_BIN%/*} (no-op when already cached).
+  pin K8S_VERSION ETCD_VERSION
+                              Regenerate the pinned modules for other versions
+                              (then set K8S_VERSION/ETCD_VERSION in this script).
   up [--parent-pid PID] [--user NAME]... DIR
                               Start etcd, kube-apiserver, kube-controller-manager
                               on free 127.0.0.1 ports; state, kubeconfigs and
@@ -89,6 +91,7 @@ Files written by 'up' into DIR:
 Environment:
   KUBECTL_MILVUS_CACHE        cache root (default ~/.cache/kubectl-milvus)
   CONTROL_PLANE_UP_TIMEOUT    seconds to wait for readiness (default 60)
+  GOMODCACHE, GOCACHE         the Go caches 'build' fills (Go's defaults)
 EOF
 }
 
@@ -106,162 +109,129 @@ as_root() {
 # build
 ###########################################################################
 
-# Adds a deb-src entry mirroring the machine's Debian entry, if none exists.
-ensure_deb_src() {
-  local f
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [[ -f $f ]] && grep -Eq '^[[:space:]]*deb-src[[:space:]]' "$f" && return 1
-  done
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [[ -f $f ]] && grep -Eiq '^Types:.*deb-src' "$f" && return 1
-  done
-
-  local suite uri="" keyring=""
-  # shellcheck disable=SC1091
-  suite=$(. /etc/os-release && echo "${VERSION_CODENAME:?}")
-  if [[ -f /etc/apt/sources.list.d/debian.sources ]]; then
-    # deb822: take URIs/Signed-By of the stanza whose Suites contains $suite.
-    read -r uri keyring < <(awk -v suite="$suite" '
-      function flush() { if (ok && uri != "") { print uri, key; ok = 0; exit } ok = 0; uri = ""; key = "" }
-      /^[[:space:]]*$/ { flush(); next }
-      /^URIs:/      { uri = $2 }
-      /^Signed-By:/ { key = $2 }
-      /^Suites:/    { for (i = 2; i <= NF; i++) if ($i == suite) ok = 1 }
-      END { flush() }' /etc/apt/sources.list.d/debian.sources) || true
-  fi
-  if [[ -z $uri && -f /etc/apt/sources.list ]]; then
-    # one-line format: deb [signed-by=KEY] URI SUITE main ...
-    read -r uri keyring < <(awk -v suite="$suite" '
-      $1 == "deb" {
-        key = ""; i = 2
-        if ($2 ~ /^\[/) {
-          for (; i <= NF; i++) {
-            if ($i ~ /signed-by=/) { key = $i; sub(/.*signed-by=/, "", key); sub(/\]$/, "", key) }
-            if ($i ~ /\]$/) { i++; break }
-          }
-        }
-        if ($(i + 1) == suite) { print $i, key; exit }
-      }' /etc/apt/sources.list) || true
-  fi
-  [[ -n $uri ]] || die "cannot find the Debian '$suite' entry in /etc/apt/sources.list{,.d/debian.sources}"
-  [[ -n $keyring ]] || keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-  log "adding deb-src entry for $uri $suite (keyring $keyring)"
-  as_root tee /etc/apt/sources.list.d/debian-src.sources >/dev/null <<EOF
-Types: deb-src
-URIs: $uri
-Suites: $suite
-Components: main
-Signed-By: $keyring
-EOF
-  return 0
-}
-
 provision_packages() {
-  local missing=() p updated=0
+  local missing=() p
   for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    command -v "$p" >/dev/null 2>&1 || missing+=("$p")
   done
-  if ensure_deb_src; then
-    as_root apt-get update -qq
-    updated=1
-  fi
   if ((${#missing[@]})); then
     log "installing: ${missing[*]}"
-    ((updated)) || as_root apt-get update -qq
+    as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
 }
 
-# Downloads the source package into $K8S_CACHE/source (kept: ~35 MB).
-fetch_source() {
-  local dir=$K8S_CACHE/source
-  mkdir -p "$dir"
-  if compgen -G "$dir/kubernetes_*.dsc" >/dev/null; then
-    return 0
-  fi
-  log "fetching Debian source package 'kubernetes'"
-  (
-    cd "$dir"
-    # --download-only: we unpack ourselves below. Retry once after an
-    # `apt-get update` in case the deb-src index was never downloaded.
-    apt-get source --download-only kubernetes ||
-      { as_root apt-get update -qq && apt-get source --download-only kubernetes; }
-  )
-  local v
-  v=$(awk '/^Version:/ { print $2 }' "$dir"/kubernetes_*.dsc)
-  [[ $v == *really$K8S_VERSION-* ]] || die "source package version $v is not Kubernetes $K8S_VERSION"
+find_go() {
+  local go
+  for go in "$(command -v go 2>/dev/null || true)" /usr/local/go/bin/go; do
+    [[ -n $go && -x $go ]] || continue
+    # go1.24 or later (what Kubernetes 1.34's go.mod asks for).
+    if "$go" env GOVERSION 2>/dev/null | awk -F'[go.]' '{ exit !($3 > 1 || ($3 == 1 && $4 >= 24)) }'; then
+      echo "$go"
+      return 0
+    fi
+  done
+  die "Go 1.24 or later is needed to build the control plane (https://go.dev/dl/)"
 }
+
+# Builds the packages of one pinned module directory into OUT (a directory), published atomically.
+go_build() { # module_dir out_dir ldflags package...
+  local module=$1 out=$2 ldflags=$3
+  shift 3
+  local work=$out.tmp
+  rm -rf "$work"
+  mkdir -p "$work"
+  # -mod=readonly: exactly the pinned versions, checked against go.sum; GOTOOLCHAIN=local: the
+  # installed Go, no toolchain download; CGO_ENABLED=0: static binaries, no C compiler needed.
+  (
+    cd "$module"
+    GOFLAGS=-mod=readonly GOTOOLCHAIN=local CGO_ENABLED=0 GOWORK=off \
+      "$GO" build -trimpath -ldflags "$ldflags" -o "$work/" "$@"
+  ) || { rm -rf "$work"; die "go build in $module failed"; }
+  rm -rf "$out"
+  mv -T "$work" "$out"
+}
+
+built() { [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/kube-controller-manager && -x $ETCD_BIN ]]; }
 
 build() {
   local t0 t
   t0=$(now)
-  if [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/kube-controller-manager ]]; then
-    log "cached: $BIN_DIR ($(elapsed "$t0"))"
+  if built; then
+    log "cached: $BIN_DIR, $ETCD_BIN ($(elapsed "$t0"))"
     return 0
   fi
-  t=$(now); provision_packages; log "packages ready ($(elapsed "$t"))"
-  t=$(now); fetch_source; log "source ready ($(elapsed "$t"))"
-
-  mkdir -p "$K8S_CACHE"
+  provision_packages
+  GO=$(find_go)
+  mkdir -p "$CACHE_ROOT"
   # One build at a time per cache (parallel test jobs may all call `build`).
-  exec 9>"$K8S_CACHE/.build.lock"
+  exec 9>"$CACHE_ROOT/.control-plane-build.lock"
   flock 9
-  if [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/kube-controller-manager ]]; then
+  if built; then
     log "built by a concurrent run: $BIN_DIR"
     return 0
   fi
 
-  # Fixed work path (not mktemp) so the Go build cache (~/.cache/go-build)
-  # is reused if an interrupted build is restarted.
-  local work=$K8S_CACHE/build.tmp
-  rm -rf "$work"
-  # shellcheck disable=SC2064
-  trap "rm -rf '$work'" EXIT
-  local tree=$work/gopath/src/k8s.io/kubernetes
-  mkdir -p "${tree%/*}"
-
   t=$(now)
-  # Unpacks the upstream tree and applies Debian's (kubectl-only) patches.
-  dpkg-source --no-check -x "$K8S_CACHE"/source/kubernetes_*.dsc "$tree" >/dev/null
-  patch -d "$tree" -p1 -N --no-backup-if-mismatch -s \
-    <"$SCRIPT_DIR/control-plane/reflect2-go1.18-mapiter.patch"
-  log "source unpacked and patched ($(elapsed "$t"))"
+  (cd "$MODULES_DIR/kubernetes" && GOFLAGS=-mod=readonly GOTOOLCHAIN=local "$GO" mod download)
+  (cd "$MODULES_DIR/etcd" && GOFLAGS=-mod=readonly GOTOOLCHAIN=local "$GO" mod download)
+  log "modules downloaded ($(elapsed "$t"))"
 
-  export PATH=$GO_BIN_DIR:$PATH
-  t=$(now)
-  # Generates pkg/generated/openapi/zz_generated.openapi.go (and friends),
-  # which are not part of the release tarball.
-  make -C "$tree" generated_files >"$work/generated_files.log" 2>&1 ||
-    { tail -50 "$work/generated_files.log" >&2; die "make generated_files failed"; }
-  log "make generated_files ($(elapsed "$t"))"
+  if [[ ! -x $ETCD_BIN ]]; then
+    t=$(now)
+    go_build "$MODULES_DIR/etcd" "${ETCD_BIN%/*}" "-s -w" .
+    log "etcd v$ETCD_VERSION built ($(elapsed "$t"))"
+  fi
 
-  t=$(now)
-  local build_date ldflags="-s -w" pkg
-  build_date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  # Both packages carry version info: component-base (server /version) and
-  # client-go (User-Agent); without -X the server reports v0.0.0-master.
-  for pkg in k8s.io/kubernetes/vendor/k8s.io/component-base/version \
-    k8s.io/kubernetes/vendor/k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=${K8S_VERSION%%.*}"
-    ldflags+=" -X $pkg.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION") -X $pkg.gitCommit=$K8S_GIT_COMMIT"
-    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
-  done
-  mkdir -p "$work/bin"
-  (
-    cd "$tree"
-    # GOPATH mode with the vendored deps, exactly like 1.20's hack/ scripts.
-    GO111MODULE=off GOPATH=$work/gopath GOFLAGS='' CGO_ENABLED=0 \
-      go build -ldflags "$ldflags" -o "$work/bin/" \
+  if [[ ! -x $BIN_DIR/kube-apiserver || ! -x $BIN_DIR/kube-controller-manager ]]; then
+    t=$(now)
+    # Version stamps: component-base (the server's /version) and client-go (User-Agent); without
+    # them the server reports v0.0.0-master. -s -w: no symbol table or DWARF (a faster link).
+    local ldflags="-s -w" pkg minor=${K8S_VERSION#*.}
+    minor=${minor%%.*}
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ldflags+=" -X $pkg.gitVersion=v$K8S_VERSION -X $pkg.gitMajor=${K8S_VERSION%%.*}"
+      ldflags+=" -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+    done
+    go_build "$MODULES_DIR/kubernetes" "$BIN_DIR" "$ldflags" \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
-  )
-  log "go build ($(elapsed "$t"))"
-  "$work/bin/kube-apiserver" --version >&2
+    log "kube-apiserver and kube-controller-manager v$K8S_VERSION built ($(elapsed "$t"))"
+  fi
+  "$BIN_DIR/kube-apiserver" --version >&2
+  log "built (total $(elapsed "$t0"))"
+}
 
-  # Atomic publish: rename(2) of a directory within the same filesystem.
-  mv -T "$work/bin" "$BIN_DIR"
-  rm -rf "$work"
-  trap - EXIT
-  log "built $BIN_DIR (total $(elapsed "$t0"))"
+# Regenerates the pinned modules: k8s.io/kubernetes replaces each staging module (k8s.io/api, ...)
+# with a path inside its own repository, so the wrapper replaces each with the published
+# v0.MINOR.PATCH.
+pin() { # k8s_version etcd_version
+  (($# == 2)) || { usage >&2; exit 2; }
+  local k8s=${1#v} etcd=${2#v} gomod
+  GO=$(find_go)
+  gomod=$(GOFLAGS=-mod=mod "$GO" mod download -json "k8s.io/kubernetes@v$k8s" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["GoMod"])')
+  local dir=$MODULES_DIR/kubernetes
+  rm -f "$dir/go.mod" "$dir/go.sum"
+  {
+    echo "// Pinned by scripts/control-plane.sh pin: kube-apiserver and kube-controller-manager v$k8s"
+    echo "// from the Go module proxy (scripts/control-plane.sh build compiles them with -mod=readonly)."
+    echo "module kubectl-milvus.local/control-plane"
+    echo
+    echo "go 1.24.0"
+    echo
+    echo "require k8s.io/kubernetes v$k8s"
+    echo
+    grep -E '^\s*k8s.io/[a-z0-9-]+ => ./staging/src/' "$gomod" |
+      sed -E "s#^\s*(k8s.io/[a-z0-9-]+) => .*#replace \1 => \1 v0.${k8s#*.}#"
+  } >"$dir/go.mod"
+  (cd "$dir" && GOFLAGS=-mod=mod "$GO" get "k8s.io/kubernetes/cmd/kube-apiserver@v$k8s" \
+    "k8s.io/kubernetes/cmd/kube-controller-manager@v$k8s")
+  dir=$MODULES_DIR/etcd
+  rm -f "$dir/go.mod" "$dir/go.sum"
+  printf '%s\n' "// Pinned by scripts/control-plane.sh pin: etcd v$etcd (main.go) from the Go module proxy." \
+    "module kubectl-milvus.local/etcd" "" "go 1.24.0" >"$dir/go.mod"
+  (cd "$dir" && GOFLAGS=-mod=mod "$GO" get "go.etcd.io/etcd/server/v3@v$etcd")
+  log "pinned Kubernetes v$k8s and etcd v$etcd; set K8S_VERSION=$k8s and ETCD_VERSION=$etcd in $0"
 }
 
 ###########################################################################
@@ -376,10 +346,8 @@ up() {
   (($# == 1)) || { usage >&2; exit 2; }
   local t0
   t0=$(now)
-  [[ -x $BIN_DIR/kube-apiserver && -x $BIN_DIR/kube-controller-manager ]] ||
-    die "binaries not cached in $BIN_DIR; run '$0 build' first"
-  local etcd_bin
-  etcd_bin=$(command -v etcd) || die "etcd not found (apt-get install etcd-server)"
+  built || die "binaries not cached in $BIN_DIR and ${ETCD_BIN%/*}; run '$0 build' first"
+  local etcd_bin=$ETCD_BIN
   local tool
   for tool in openssl curl python3 setsid; do
     command -v "$tool" >/dev/null || die "$tool not found"
@@ -492,7 +460,6 @@ EOF
     --etcd-servers "http://127.0.0.1:$etcd_client" \
     --bind-address 127.0.0.1 \
     --secure-port "$api_port" \
-    --insecure-port 0 \
     --advertise-address 192.0.2.1 \
     --tls-cert-file "$pki/apiserver.crt" \
     --tls-private-key-file "$pki/apiserver.key" \
@@ -543,7 +510,7 @@ EOF
   #   do not need tokens since ServiceAccount admission is off).
   # --use-service-account-credentials=false: controllers use the admin
   #   kubeconfig instead of per-controller SA tokens (which need the above).
-  # --secure-port=0 --port=0: no serving at all, so no port clashes.
+  # --secure-port=0: no serving at all, so no port clashes.
   start_proc kube-controller-manager "$STATE_DIR/logs/kube-controller-manager.log" \
     "$BIN_DIR/kube-controller-manager" \
     --kubeconfig "$STATE_DIR/kube-controller-manager.kubeconfig" \
@@ -551,7 +518,6 @@ EOF
     --leader-elect=false \
     --use-service-account-credentials=false \
     --secure-port 0 \
-    --port 0 \
     --cluster-name milvus-test \
     --v=1
   local kcm_pid=$LAST_PID
@@ -707,11 +673,7 @@ main() {
   shift || true
   case $cmd in
     build) build "$@" ;;
-    deps)
-      provision_packages
-      fetch_source
-      log "packages and source ready in $K8S_CACHE/source"
-      ;;
+    pin) pin "$@" ;;
     up) up "$@" ;;
     down) down "$@" ;;
     status) status "$@" ;;

@@ -101,7 +101,7 @@ pub(crate) trait ApiBackend: Send + Sync {
 
 /// What a [`StateView`] answers, per backend.
 pub(crate) trait ViewSource {
-    /// One object (HPAs as `autoscaling/v2` on the loopback, `v2beta2` on the real server).
+    /// One object (in the server's preferred version: HPAs as `autoscaling/v2` on both backends).
     fn get(&self, group: &str, plural: &str, namespace: Option<&str>, name: &str) -> Option<&Value>;
     /// Objects of a type (one namespace, or all), ordered by namespace and name.
     fn list(&self, group: &str, plural: &str, namespace: Option<&str>) -> Vec<&Value>;

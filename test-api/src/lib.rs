@@ -62,10 +62,10 @@
 //!
 //! [`Backend::Loopback`] (the default) is everything above. [`Backend::KubeApiserver`]
 //! (`MILVUS_TEST_BACKEND=kube-apiserver`, or [`TestApiBuilder::backend`]) runs the same builder
-//! against a real kube-apiserver 1.20 + kube-controller-manager + etcd started by
+//! against a real kube-apiserver 1.34 + kube-controller-manager + etcd started by
 //! `scripts/control-plane.sh up` (one control plane per `TestApi`, `down` on drop; the binaries
 //! must have been built once with `scripts/control-plane.sh build`). There, the sources are
-//! created over HTTPS (HPAs as `autoscaling/v2beta2`, `policy/v1` as `v1beta1`, the Milvus CR's
+//! created over HTTPS (in the version the server prefers for their kind, the Milvus CR's
 //! status through its status subresource, its uid in the ownerReferences), users get tokens and
 //! RBAC objects equivalent to their [`Rules`], the real controllers create ReplicaSets and pods
 //! and an in-process kubelet stand-in gives each pod the status of its [`PodBehaviour`] (pod
@@ -149,7 +149,7 @@ use std::time::Duration;
 pub enum Backend {
     /// The in-process loopback API (default): deterministic names, fault injection, fast.
     Loopback,
-    /// A real kube-apiserver 1.20 + kube-controller-manager + etcd started by
+    /// A real kube-apiserver 1.34 + kube-controller-manager + etcd started by
     /// `scripts/control-plane.sh` (binaries built once with `scripts/control-plane.sh build`), with
     /// an in-process kubelet stand-in. Selected with `MILVUS_TEST_BACKEND=kube-apiserver`.
     KubeApiserver,
@@ -237,7 +237,7 @@ impl RequestRecord {
 /// Read-only view of the server state, given to [`TestApi::wait_until`] and [`TestApi::with_state`].
 ///
 /// On the kube-apiserver backend every query is a request to the server (made once per view),
-/// objects are as served (HPAs through `autoscaling/v2beta2`), and the request log is read from
+/// objects are as served (in the server's preferred version), and the request log is read from
 /// the audit log.
 pub struct StateView<'a> {
     source: &'a dyn ViewSource,
@@ -610,7 +610,7 @@ impl TestApi {
     }
 
     /// `gitVersion` the server reports at `/version` (the builder's
-    /// [`server_version`](TestApiBuilder::server_version) on the loopback; `v1.20.2` on the real one).
+    /// [`server_version`](TestApiBuilder::server_version) on the loopback; `v1.34.4` on the real one).
     pub fn server_version(&self) -> String {
         self.backend.server_version()
     }

@@ -96,7 +96,7 @@ impl ApiError {
 
     /// A path under a group the server does not serve at all (e.g. a CRD's group before the CRD
     /// exists): the real API server's catch-all handler answers a plain-text
-    /// `404 page not found`, not a `Status` (checked against kube-apiserver 1.20).
+    /// `404 page not found`, not a `Status` (checked against kube-apiserver 1.20 and 1.34).
     pub fn page_not_found() -> Self {
         ApiError { code: 404, reason: PAGE_NOT_FOUND, message: "404 page not found\n".into(), details: None }
     }

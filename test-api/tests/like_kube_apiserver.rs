@@ -1,4 +1,4 @@
-//! Where the loopback API and a real kube-apiserver (1.20, via scripts/control-plane.sh) were found to
+//! Where the loopback API and a real kube-apiserver (1.20 first, now 1.34, via scripts/control-plane.sh) were found to
 //! disagree, the real one is right: each test records one such difference as the loopback now answers
 //! it. With `MILVUS_TEST_BACKEND=kube-apiserver` the same assertions also run against the real server.
 

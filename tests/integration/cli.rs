@@ -41,7 +41,7 @@ fn usage_errors_are_kubectl_style() {
 fn version_prints_plugin_and_server_versions() {
     let api = three_releases();
     let server = api.server_version();
-    assert_eq!(server, if backend() == Backend::Loopback { "v1.33.0" } else { "v1.20.2" });
+    assert_eq!(server, if backend() == Backend::Loopback { "v1.33.0" } else { "v1.34.4" });
     let out = kubectl(&api, &["version"]).success();
     assert_eq!(
         out.stdout,

@@ -109,17 +109,12 @@ impl Discovery {
         Ok(d)
     }
 
-    /// The version to read `group/plural` through: the preferred one (HPAs: `v2beta2`, the
-    /// closest to the loopback's storage version `autoscaling/v2`).
+    /// The version to read `group/plural` through: the server's preferred one (HPAs:
+    /// `autoscaling/v2`, as on the loopback).
     pub(super) fn lookup(&self, group: &str, plural: &str) -> Option<&ApiRes> {
         let cands: Vec<&ApiRes> =
             self.res.iter().filter(|r| r.group == group && r.plural == plural).collect();
         let pick = |v: &str| cands.iter().copied().find(|r| r.version == v);
-        if group == "autoscaling"
-            && let Some(r) = pick("v2").or_else(|| pick("v2beta2"))
-        {
-            return Some(r);
-        }
         self.preferred.get(group).and_then(|p| pick(p)).or_else(|| cands.first().copied())
     }
 
@@ -131,7 +126,7 @@ impl Discovery {
     }
 
     /// The served resource for an object's `apiVersion` and `kind` (a version this server does not
-    /// serve is mapped to one it does: `autoscaling/v2` → `v2beta2`, `policy/v1` → `v1beta1`, …).
+    /// serve is mapped to the one it prefers).
     pub(super) fn for_kind(&self, api_version: &str, kind: &str) -> Option<&ApiRes> {
         let (group, version) = match api_version.split_once('/') {
             Some((g, v)) => (g, v),

@@ -1,4 +1,4 @@
-//! The `kube-apiserver` backend: a real control plane (etcd, kube-apiserver 1.20,
+//! The `kube-apiserver` backend: a real control plane (etcd, kube-apiserver 1.34,
 //! kube-controller-manager) started by `scripts/control-plane.sh`, loaded with the builder's
 //! sources over HTTPS, plus two in-process stand-ins: a kubelet that turns the pods the real
 //! controllers create into the chosen [`PodBehaviour`]s, and (optionally) the Milvus Operator's
