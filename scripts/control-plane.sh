@@ -64,6 +64,9 @@ Commands:
                               when PID exits. Each --user adds a token user
                               without RBAC bindings (besides viewer, scaler,
                               noaccess).
+  reset DIR                   Back to the state 'up' left (objects created since
+                              deleted, the controller-manager restarted), for
+                              the next test to reuse the running control plane.
   down DIR                    Stop everything started for DIR (TERM, then KILL),
                               delete the etcd data. Idempotent.
   status DIR                  Show which recorded processes are alive.
@@ -504,22 +507,7 @@ EOF
   done
   log "kube-apiserver ready on $server ($(elapsed "$t0"))"
 
-  # --controllers: everything except the node lifecycle controller (there
-  #   are no nodes; it would only taint/evict) and the service-account
-  #   token controller (no --service-account-private-key-file given; pods
-  #   do not need tokens since ServiceAccount admission is off).
-  # --use-service-account-credentials=false: controllers use the admin
-  #   kubeconfig instead of per-controller SA tokens (which need the above).
-  # --secure-port=0: no serving at all, so no port clashes.
-  start_proc kube-controller-manager "$STATE_DIR/logs/kube-controller-manager.log" \
-    "$BIN_DIR/kube-controller-manager" \
-    --kubeconfig "$STATE_DIR/kube-controller-manager.kubeconfig" \
-    --controllers '*,-nodelifecycle,-serviceaccount-token' \
-    --leader-elect=false \
-    --use-service-account-credentials=false \
-    --secure-port 0 \
-    --cluster-name milvus-test \
-    --v=1
+  start_kcm
   local kcm_pid=$LAST_PID
 
   # Ready = default namespace + kubernetes Service exist (created by the
@@ -561,9 +549,115 @@ EOF
     done <"$STATE_DIR/pids"
   } >"$STATE_DIR/env"
 
+  # What a fresh control plane holds, for `reset`: every etcd key, and the names the API server
+  # lists for the kinds a test changes cluster-wide.
+  etcd_keys "http://127.0.0.1:$etcd_client" >"$STATE_DIR/baseline.keys" ||
+    die "cannot list etcd's keys"
+  cluster_names "$server" "$pki/ca.crt" "$harness_token" >"$STATE_DIR/baseline.names" ||
+    die "cannot list the cluster-scoped objects"
+
   UP_OK=1
   trap - EXIT INT TERM HUP
   log "up in $(elapsed "$t0"): KUBECONFIG=$STATE_DIR/admin.kubeconfig"
+}
+
+# Starts kube-controller-manager for $STATE_DIR; sets LAST_PID.
+# --controllers: everything except the node lifecycle controller (there
+#   are no nodes; it would only taint/evict) and the service-account
+#   token controller (no --service-account-private-key-file given; pods
+#   do not need tokens since ServiceAccount admission is off).
+# --use-service-account-credentials=false: controllers use the admin
+#   kubeconfig instead of per-controller SA tokens (which need the above).
+# --secure-port=0: no serving at all, so no port clashes.
+start_kcm() {
+  start_proc kube-controller-manager "$STATE_DIR/logs/kube-controller-manager.log" \
+    "$BIN_DIR/kube-controller-manager" \
+    --kubeconfig "$STATE_DIR/kube-controller-manager.kubeconfig" \
+    --controllers '*,-nodelifecycle,-serviceaccount-token' \
+    --leader-elect=false \
+    --use-service-account-credentials=false \
+    --secure-port 0 \
+    --cluster-name milvus-test \
+    --v=1
+}
+
+# Every key in etcd under /registry/, one per line, sorted (etcd's JSON gateway on its client URL).
+etcd_keys() { # etcd_url
+  python3 - "$1" <<'EOF'
+import base64, json, sys, urllib.request
+b64 = lambda s: base64.b64encode(s.encode()).decode()
+req = {"key": b64("/registry/"), "range_end": b64("/registry0"), "keys_only": True}
+with urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/v3/kv/range", json.dumps(req).encode()), timeout=10) as r:
+    kvs = json.load(r).get("kvs", [])
+print("\n".join(sorted(base64.b64decode(kv["key"]).decode() for kv in kvs)))
+EOF
+}
+
+# The API groups served and the names of the cluster-scoped objects tests create or that hold
+# what they created (namespaces, CRDs, cluster roles and bindings), one "kind name" per line.
+cluster_names() { # server ca token
+  python3 - "$@" <<'EOF'
+import json, ssl, sys, urllib.request
+server, ca, token = sys.argv[1:4]
+ctx = ssl.create_default_context(cafile=ca)
+def get(path):
+    req = urllib.request.Request(server + path, headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+        return json.load(r)
+lines = ["group " + g["name"] for g in get("/apis")["groups"]]
+for kind, path in [("namespace", "/api/v1/namespaces"),
+                   ("crd", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"),
+                   ("clusterrole", "/apis/rbac.authorization.k8s.io/v1/clusterroles"),
+                   ("clusterrolebinding", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings")]:
+    lines += [kind + " " + o["metadata"]["name"] for o in get(path)["items"]]
+print("\n".join(sorted(lines)))
+EOF
+}
+
+# Back to the state `up` left: the controller-manager stopped, every etcd key created since
+# deleted (the API server learns of it through its etcd watch), the API server seen to serve
+# exactly the groups and cluster-scoped objects it served then, the controller-manager started
+# again (its informers start from the clean state, so no controller acts on what was there).
+reset() {
+  (($# == 1)) || { usage >&2; exit 2; }
+  [[ -f $1/env && -f $1/baseline.keys ]] || die "$1 is not a control plane started by 'up'"
+  STATE_DIR=$(cd "$1" && pwd)
+  local t0
+  t0=$(now)
+  # shellcheck disable=SC1091
+  source "$STATE_DIR/env"
+  pid_alive "${KUBE_APISERVER_PID:-}" || die "kube-apiserver of $STATE_DIR is not running"
+  pid_alive "${ETCD_PID:-}" || die "etcd of $STATE_DIR is not running"
+  local n p kcm=()
+  while read -r n p; do
+    [[ $n == kube-controller-manager ]] && pid_alive "$p" && kcm+=("$p")
+  done <"$STATE_DIR/pids"
+  stop_pids 10 "${kcm[@]}"
+  grep -v '^kube-controller-manager ' "$STATE_DIR/pids" >"$STATE_DIR/pids.new" || true
+  mv "$STATE_DIR/pids.new" "$STATE_DIR/pids"
+
+  python3 - "$CONTROL_PLANE_ETCD" "$STATE_DIR/baseline.keys" <<'EOF' || die "cannot delete etcd keys"
+import base64, json, sys, urllib.request
+url, baseline = sys.argv[1], set(open(sys.argv[2]).read().split())
+b64 = lambda s: base64.b64encode(s.encode()).decode()
+def post(path, body):
+    req = urllib.request.Request(url + path, json.dumps(body).encode())
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+kvs = post("/v3/kv/range", {"key": b64("/registry/"), "range_end": b64("/registry0"), "keys_only": True}).get("kvs", [])
+for k in sorted({base64.b64decode(kv["key"]).decode() for kv in kvs} - baseline):
+    post("/v3/kv/deleterange", {"key": b64(k)})
+EOF
+  local deadline=$((SECONDS + UP_TIMEOUT))
+  until cluster_names "$CONTROL_PLANE_SERVER" "$CONTROL_PLANE_CA" "$CONTROL_PLANE_HARNESS_TOKEN" |
+    cmp -s - "$STATE_DIR/baseline.names"; do
+    ((SECONDS < deadline)) || die "the API server still serves objects deleted from etcd after ${UP_TIMEOUT}s"
+    sleep 0.1
+  done
+  start_kcm
+  sed -i '/^export KUBE_CONTROLLER_MANAGER_PID=/d' "$STATE_DIR/env"
+  echo "export KUBE_CONTROLLER_MANAGER_PID=$LAST_PID" >>"$STATE_DIR/env"
+  log "reset: $STATE_DIR ($(elapsed "$t0"))"
 }
 
 # Prints pids of our processes whose command line mentions DIR: argv[0] is
@@ -676,6 +770,7 @@ main() {
     pin) pin "$@" ;;
     up) up "$@" ;;
     down) down "$@" ;;
+    reset) reset "$@" ;;
     status) status "$@" ;;
     help | -h | --help) usage ;;
     *) usage >&2; exit 2 ;;

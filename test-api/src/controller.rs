@@ -337,6 +337,31 @@ fn cond_reason(t: &str, reason: &str, message: &str, at: &str) -> Value {
 }
 
 #[allow(clippy::too_many_lines)]
+/// The QoS class the API server gives a pod when it is created (and never changes): `BestEffort`
+/// without any cpu/memory request or limit, `Guaranteed` when every container limits both and
+/// requests what it limits (a missing request defaults to the limit), `Burstable` otherwise.
+pub(crate) fn qos_class(spec: &Value) -> &'static str {
+    let containers: Vec<&Value> = ["initContainers", "containers"]
+        .iter()
+        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let (mut any, mut guaranteed) = (false, !containers.is_empty());
+    for c in containers {
+        for r in ["cpu", "memory"] {
+            let limit = c.pointer(&format!("/resources/limits/{r}"));
+            let request = c.pointer(&format!("/resources/requests/{r}")).or(limit);
+            any |= limit.is_some() || request.is_some();
+            guaranteed &= limit.is_some() && request == limit;
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
 pub(crate) fn render_pod(
     ctl: &Controller,
     ns: &str,
@@ -597,7 +622,7 @@ pub(crate) fn render_pod(
         }
         status.insert("containerStatuses".into(), Value::Array(cstatuses));
     }
-    status.insert("qosClass".into(), json!("BestEffort"));
+    status.insert("qosClass".into(), json!(qos_class(&plan.spec)));
     status.extend(extra_status);
 
     let mut meta = Map::new();

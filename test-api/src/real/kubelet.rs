@@ -68,6 +68,8 @@ pub(super) struct KState {
     /// Pods this stand-in deleted to make them Terminating (never confirmed).
     pub(super) terminating: HashSet<String>,
     pub(super) deadline: Option<Instant>,
+    /// The last request that failed per pod uid (what a "not settled" report says).
+    pub(super) failed: HashMap<String, String>,
 }
 
 pub(super) struct Kubelet {
@@ -88,6 +90,7 @@ impl Kubelet {
         st.bound.remove(uid);
         st.births.remove(uid);
         st.terminating.remove(uid);
+        st.failed.remove(uid);
         if let Some((wl, slot)) = st.pod_slot.remove(uid)
             && let Some(m) = st.slots.get_mut(&wl)
         {
@@ -223,9 +226,20 @@ impl Harness {
             let patch = json!({"status": status});
             match call(&self.client, "PATCH", &format!("{pod_path}/status"), Some((&patch, MERGE))).await {
                 Ok((200, _)) => {
-                    lock(&k.st).applied.insert(uid.clone(), desired);
+                    let mut st = lock(&k.st);
+                    st.applied.insert(uid.clone(), desired);
+                    st.failed.remove(&uid);
                 }
-                _ => return,
+                other => {
+                    let why = match other {
+                        Ok((code, body)) => {
+                            format!("PATCH {pod_path}/status: {code} {}", super::client::message(&body))
+                        }
+                        Err(e) => format!("PATCH {pod_path}/status: {e}"),
+                    };
+                    lock(&k.st).failed.insert(uid, why);
+                    return;
+                }
             }
         }
         if plan.behaviour == PodBehaviour::Terminating && !lock(&k.st).terminating.contains(&uid) {
@@ -354,7 +368,12 @@ impl Harness {
             let st = lock(&k.st);
             for p in &pods {
                 if !is_deleting(p) && !st.settled.contains(meta_str(p, "uid")) {
-                    return Ok(Some(format!("pod {} not handled by the kubelet stand-in yet", id(p))));
+                    let why = st.failed.get(meta_str(p, "uid")).map(|e| format!(" (last error: {e})"));
+                    return Ok(Some(format!(
+                        "pod {} not handled by the kubelet stand-in yet{}",
+                        id(p),
+                        why.unwrap_or_default()
+                    )));
                 }
             }
         }

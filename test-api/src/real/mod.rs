@@ -103,7 +103,6 @@ pub(crate) struct Real {
     shutdown: tokio::sync::watch::Sender<bool>,
     url: String,
     dir: PathBuf,
-    owned_dir: bool,
     git_version: String,
     /// Plugin users in kubeconfig order: `(name, token)`.
     tokens: Vec<(String, String)>,
@@ -126,8 +125,8 @@ impl Real {
                 .into());
         }
         let names: Vec<&str> = cfg.users.iter().map(|(u, _)| u.as_str()).collect();
-        let control_plane::Started { handle: cp, dir, url, port, ca_pem, audit_log, tokens: all_users } =
-            control_plane::up(&names)?;
+        let (cp, audit_offset) = control_plane::acquire(&names)?;
+        let control_plane::Info { dir, url, port, ca_pem, audit_log, tokens: all_users } = cp.info().clone();
         let mut tokens: Vec<(String, String)> = Vec::new();
         let token_of = |u: &str| all_users.get(u).cloned().ok_or_else(|| format!("no token for user {u}"));
         tokens.push(("admin".into(), token_of("admin")?));
@@ -136,8 +135,6 @@ impl Real {
                 tokens.push((u.clone(), token_of(u)?));
             }
         }
-        // The state directory is always ours to delete; a kubeconfig asked for elsewhere stays.
-        let owned_dir = true;
         let kubeconfig = cfg.kubeconfig_path.clone().unwrap_or_else(|| dir.join("kubeconfig"));
         crate::tls::write_kubeconfig(
             &kubeconfig,
@@ -199,11 +196,10 @@ impl Real {
             h,
             audit_log,
             users,
-            log: Mutex::new(AuditReader::default()),
+            log: Mutex::new(AuditReader { offset: audit_offset, ..AuditReader::default() }),
             shutdown,
             url: url.clone(),
             dir: dir.clone(),
-            owned_dir,
             git_version,
             tokens,
             cp: Some(cp),
@@ -520,10 +516,7 @@ impl Drop for Real {
         if let Some(rt) = self.rt.take() {
             rt.shutdown_timeout(Duration::from_secs(2));
         }
-        drop(self.cp.take()); // `control-plane.sh down`
-        if self.owned_dir {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        drop(self.cp.take()); // back to the pool, or `control-plane.sh down`
     }
 }
 
