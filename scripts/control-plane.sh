@@ -522,12 +522,13 @@ EOF
 
   if [[ -n $parent_pid ]]; then
     # Watchdog: own session, survives the harness; polls the parent and
-    # runs `down` when it is gone. `down` kills the watchdog too.
+    # runs `down` when it is gone, then removes DIR (the harness's control
+    # planes live as long as its process). `down DIR` kills the watchdog too.
     pid_alive "$parent_pid" || die "--parent-pid $parent_pid is not running"
     # shellcheck disable=SC2016 # $1..$3 are expanded by the inner bash
     start_proc watchdog "$STATE_DIR/logs/watchdog.log" \
-      bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done
-               echo "parent $1 gone, tearing down"; exec "$2" down "$3"' \
+      bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 0.2; done
+               echo "parent $1 gone, tearing down"; "$2" down "$3" && rm -rf -- "$3"' \
       watchdog "$parent_pid" "$SCRIPT_DIR/$(basename "$0")" "$STATE_DIR"
   fi
 

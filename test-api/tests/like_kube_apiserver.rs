@@ -188,3 +188,39 @@ fn label_selectors_parse_as_apimachinery_does() {
         );
     }
 }
+
+/// A pod's `status.qosClass` is what kube-apiserver derives from its containers' cpu and memory
+/// requests and limits when it is created, and 1.34 refuses a status write that changes it:
+/// minio (requests only) is Burstable, a pod without resources BestEffort, one that requests what
+/// it limits Guaranteed.
+#[test]
+fn pods_get_the_qos_class_of_their_resources() {
+    let guaranteed = serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "guaranteed", "namespace": "default"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "guaranteed"}},
+            "template": {"metadata": {"labels": {"app": "guaranteed"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox",
+                    "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}}
+    });
+    for backend in backends() {
+        let api = TestApi::builder()
+            .backend(backend)
+            .fixture("helm/default.yaml")
+            .objects(vec![guaranteed.clone()])
+            .start();
+        let pods = get(&api, "/api/v1/namespaces/default/pods").json();
+        let qos_of = |prefix: &str| -> Vec<String> {
+            pods["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .filter(|p| p["metadata"]["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+                .map(|p| p["status"]["qosClass"].as_str().unwrap_or_default().to_string())
+                .collect()
+        };
+        assert_eq!(qos_of("my-release-minio-0"), ["Burstable"], "{backend:?}");
+        assert_eq!(qos_of("my-release-milvus-proxy-"), ["BestEffort"], "{backend:?}");
+        assert_eq!(qos_of("guaranteed-"), ["Guaranteed"], "{backend:?}");
+    }
+}
