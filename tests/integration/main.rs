@@ -7,6 +7,7 @@
 mod cli;
 mod distribution;
 mod fixtures;
+mod helm;
 mod hostile;
 mod list;
 mod rbac;

@@ -18,7 +18,10 @@ pub fn backend() -> Backend {
 // Faults and latency work on both backends (a proxy in front of the server injects them). A test
 // that still cannot run on a real API server (it stores an object the CRD schema refuses) has
 // `loopback_only` in its name: .ci/run passes `--skip loopback_only` to the real-backend run, so it
-// is reported as filtered out there, not as passed.
+// is reported as filtered out there, not as passed. The other way round, a test that needs a real API
+// server (real Helm installs into it, tests/integration/helm.rs) has a name ending in
+// `_kube_apiserver_only`: the loopback run passes `--skip kube_apiserver_only`, and on the loopback such
+// a test fails (it asserts the backend) rather than passing without having run.
 
 /// `text` with every whitespace run made one space and every age (`3s`, `20m`, `5m3s`, `2d`) made
 /// `<age>`: for comparing outputs taken seconds apart on a real server.

