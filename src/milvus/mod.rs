@@ -162,6 +162,10 @@ pub struct Component {
     pub restarts: i32,
     pub created: Option<Timestamp>,
     pub hpa: Option<HpaRef>,
+    /// Helm applies the component's workloads server-side (a `helm` field manager with operation
+    /// `Apply`): its next upgrade conflicts on a changed field instead of setting it back.
+    #[serde(skip)]
+    pub helm_applies_server_side: bool,
     pub pods: Vec<PodSummary>,
     pub health: Health,
     /// Short reason for the STATUS column (empty when Healthy), e.g. `1/2 ready, CrashLoopBackOff`.

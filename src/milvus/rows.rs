@@ -164,6 +164,7 @@ pub(crate) fn components(
             restarts: facts.restarts,
             created: facts.replicas.created,
             hpa,
+            helm_applies_server_side: members.iter().any(|wi| ctx.workloads[*wi].helm_applies_server_side()),
             pods: facts.pods,
             health: eval.health,
             reason: eval.reason(),

@@ -28,6 +28,9 @@ impl WorkloadKind {
     }
 }
 
+/// The field manager Helm writes with (client-side updates and server-side applies alike).
+pub const HELM_FIELD_MANAGER: &str = "helm";
+
 /// What a workload (or a row of them, summed) says of its replicas and rollout.
 #[derive(Debug, Clone, Default)]
 pub struct ReplicaFacts {
@@ -159,6 +162,15 @@ impl<'a> Workload<'a> {
 
     pub fn label(&self, key: &str) -> Option<&'a str> {
         self.labels.get(key).map(String::as_str)
+    }
+
+    /// Helm applies this workload server-side (Helm 4's default): a `helm` field manager whose
+    /// operation is `Apply`. Its next `helm upgrade` then fails with a conflict on a field another
+    /// manager changed, where a client-side (three-way merge) upgrade writes its own value back.
+    pub fn helm_applies_server_side(&self) -> bool {
+        self.meta.managed_fields.iter().flatten().any(|f| {
+            f.manager.as_deref() == Some(HELM_FIELD_MANAGER) && f.operation.as_deref() == Some("Apply")
+        })
     }
 
     pub fn workload_ref(&self) -> WorkloadRef {

@@ -26,6 +26,9 @@ pub struct PlannedChange {
     /// The Helm value that records this component's replicas (`queryNode.replicas`), for Helm releases.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub helm_value: Option<String>,
+    /// Helm applies the component server-side: its next upgrade conflicts instead of reverting.
+    #[serde(skip)]
+    pub helm_applies_server_side: bool,
 }
 
 impl PlannedChange {
@@ -199,6 +202,7 @@ fn plan_one(
         steps: steps(from, to, options.step),
         owner,
         helm_value,
+        helm_applies_server_side: row.helm_applies_server_side,
     })
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::engine::ChangeResult;
 use super::owner::{DryRun, Owner};
 use super::plan::PlannedChange;
-use crate::helm::HelmRelease;
+use crate::helm::{self, HelmRelease};
 use crate::milvus::{ManagedBy, Release};
 use crate::output::color::Tone;
 use crate::output::{Cell, SCHEMA_VERSION, Table};
@@ -61,6 +61,9 @@ pub struct HelmNote {
     /// The command that makes the new values permanent.
     pub command: String,
     pub readable: bool,
+    /// Helm applies the changed workloads server-side (Helm 4's default): the next `helm upgrade`
+    /// fails with a field conflict on `spec.replicas` instead of setting the recorded value back.
+    pub server_side_apply: bool,
 }
 
 impl HelmNote {
@@ -88,11 +91,13 @@ impl HelmNote {
             return None;
         }
         let keys = settings.iter().map(|(key, _)| key.clone());
+        let server_side_apply = changes.iter().any(|c| c.is_change() && c.helm_applies_server_side);
         Some(match record {
             Ok(Some(helm)) => HelmNote {
                 recorded: keys.map(|key| (key.clone(), helm.recorded_replicas(&key))).collect(),
                 command: helm.upgrade_command(&release.name, &release.namespace, &settings),
                 readable: true,
+                server_side_apply,
             },
             _ => {
                 let sets: Vec<String> = settings.iter().map(|(k, v)| format!("--set {k}={v}")).collect();
@@ -105,6 +110,7 @@ impl HelmNote {
                         sets.join(" ")
                     ),
                     readable: false,
+                    server_side_apply,
                 }
             }
         })
@@ -112,12 +118,13 @@ impl HelmNote {
 
     /// What Helm will set back at the next `helm upgrade`, one warning per value.
     pub fn warnings(&self, release: &str) -> Vec<String> {
+        let next = helm::next_upgrade(self.server_side_apply);
         self
             .recorded
             .iter()
             .filter_map(|(key, recorded)| match recorded {
                 Some(value) => Some(format!(
-                    "the Helm release {release} still records {key}={value}: the next `helm upgrade` of this release sets it back."
+                    "the Helm release {release} still records {key}={value}: the next `helm upgrade` of this release {next}."
                 )),
                 None if self.readable => Some(format!(
                     "the Helm release {release} records no {key}: the next `helm upgrade` of this release sets the chart default back."

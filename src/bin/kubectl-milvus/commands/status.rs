@@ -184,8 +184,11 @@ fn helm_drift(release: &Release, helm: &HelmRelease) -> Vec<Note> {
             (recorded != i64::from(c.desired)).then(|| Note {
                 kind: NoteKind::HelmDrift,
                 message: format!(
-                    "{}: {} live, Helm release says {recorded} ({key}); the next helm upgrade of {} sets it back",
-                    c.display_name, c.desired, release.name
+                    "{}: {} live, Helm release says {recorded} ({key}); the next helm upgrade of {} {}",
+                    c.display_name,
+                    c.desired,
+                    release.name,
+                    helm::next_upgrade(c.helm_applies_server_side)
                 ),
             })
         })
