@@ -306,6 +306,8 @@ fn reads_the_record(helm_name: &str, install: &[&str]) {
     let plan =
         run(&api, &["scale", "my-release", "querynode=3", "--dry-run=client", "-o", "json"]).success().json();
     assert_eq!(plan["helm"]["recorded"], serde_json::json!([["queryNode.replicas", 1]]), "{plan}");
+    // Helm 4 applies server-side by default (a `helm` manager with operation Apply), Helm 3 updates.
+    assert_eq!(plan["helm"]["serverSideApply"], helm_name == "helm4" && install.is_empty(), "{plan}");
     assert_eq!(
         plan["helm"]["command"],
         "helm upgrade my-release milvus/milvus --version 5.0.19 -n default --reuse-values --set queryNode.replicas=3"
