@@ -123,6 +123,7 @@ mod proxy; // the HTTPS proxy that applies them
 
 // The loopback backend: the server and what only it needs.
 mod loopback;
+mod pod_proxy; // the proxy subresources, answered in process
 mod server; // HTTPS, routing and the verbs
 mod status; // metav1.Status errors
 mod table; // server-side tables for kubectl get
@@ -133,9 +134,9 @@ mod real;
 pub use auth::Rules;
 pub use controller::PodBehaviour;
 pub use faults::{Fault, FaultAction};
-pub use pod_http::{DEFAULT_PORT as POD_HTTP_PORT, HttpReply};
 pub use fixtures::{FIXTURE_RELEASE, MilvusStatus, decode_helm_release, fixtures_dir, parse_yaml_docs};
 pub use label_selector::Selector as LabelSelector;
+pub use pod_http::{DEFAULT_PORT as POD_HTTP_PORT, HttpReply};
 pub use resources::ResKey;
 pub use selector::FieldSelector;
 

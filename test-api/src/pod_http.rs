@@ -134,7 +134,9 @@ impl PodHttp {
     pub(crate) fn answer(&self, pod: &PodInfo, port: u16, path: &str) -> HttpReply {
         let rules = self.rules();
         let found = rules.iter().rev().find(|r| {
-            Self::applies(r, pod, port) && r.path.as_deref() == Some(path) && matches!(r.answer, Answer::Reply(_))
+            Self::applies(r, pod, port)
+                && r.path.as_deref() == Some(path)
+                && matches!(r.answer, Answer::Reply(_))
         });
         match found.map(|r| &r.answer) {
             Some(Answer::Reply(reply)) => reply.clone(),

@@ -9,9 +9,9 @@
 
 use super::client::{JSON, MERGE, call, call_ok, items, res_path};
 use super::netns::PodNetwork;
-use crate::pod_http::PodInfo;
 use super::{Harness, lock};
 use crate::controller::{self, Controller, PodBehaviour, PodPlan};
+use crate::pod_http::PodInfo;
 use crate::util::{self, meta_str};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -249,7 +249,8 @@ impl Harness {
             lock(&k.st).bound.insert(uid.clone());
         }
         let mut desired = rendered.pod.get("status").cloned().unwrap_or_else(|| json!({}));
-        let info = PodInfo { namespace: ns.clone(), name: name.clone(), workload: wname.clone(), ready: false };
+        let info =
+            PodInfo { namespace: ns.clone(), name: name.clone(), workload: wname.clone(), ready: false };
         k.place_on_network(&uid, info, &mut desired);
         // The server sets the QoS class when the pod is created, from its resources; it is immutable.
         if let (Some(q), Some(s)) = (pod.pointer("/status/qosClass"), desired.as_object_mut()) {

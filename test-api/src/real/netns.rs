@@ -410,7 +410,8 @@ async fn serve(l: tokio::net::TcpListener, alloc: Arc<Mutex<Alloc>>, http: Arc<P
 
 fn to_response(reply: HttpReply) -> Result<hyper::Response<Body>, std::convert::Infallible> {
     let mut r = hyper::Response::new(Body::from(reply.body));
-    *r.status_mut() = http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() =
+        http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = http::HeaderValue::from_str(&reply.content_type) {
         r.headers_mut().insert(http::header::CONTENT_TYPE, v);
     }
