@@ -2,7 +2,7 @@
 //! real API server proxies to them (`pods/NAME:PORT/proxy/…`, `services/NAME:PORT/proxy/…`), and
 //! a responder in the namespace answers what the test asked for.
 
-use milvus_test_api::{Backend, HttpReply, PodBehaviour, TestApi};
+use milvus_test_api::{Backend, HttpReply, TestApi};
 
 struct Reply {
     code: u16,
