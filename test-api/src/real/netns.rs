@@ -433,4 +433,54 @@ mod tests {
         assert!(overlaps(p, parse_prefix("10.0.0.0/8").expect("prefix")));
         assert_eq!(parse_prefix("default"), None);
     }
+
+    fn http_get(addr: SocketAddrV4, path: &str) -> std::io::Result<String> {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect_timeout(&SocketAddr::V4(addr), Duration::from_secs(5))?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    }
+
+    /// Needs root and iproute2: run with the kube-apiserver backend selected.
+    #[test]
+    fn a_network_serves_its_pods_and_is_removed() {
+        if std::env::var("MILVUS_TEST_BACKEND").as_deref() != Ok("kube-apiserver") {
+            return;
+        }
+        let t = std::time::Instant::now();
+        let http = Arc::new(PodHttp::default());
+        let net = PodNetwork::create(http.clone()).expect("pod network");
+        let created = t.elapsed();
+        let pod = |name: &str, ready| PodInfo {
+            namespace: "default".into(),
+            name: name.into(),
+            workload: "w".into(),
+            ready,
+        };
+        let a = net.assign("uid-a", pod("a", true)).expect("ip");
+        let b = net.assign("uid-b", pod("b", false)).expect("ip");
+        assert_eq!(net.assign("uid-a", pod("a", true)).expect("ip"), a, "an IP per pod, kept");
+        http.reply("b", crate::pod_http::DEFAULT_PORT, "/who", HttpReply::text(200, "b"));
+        net.sync().expect("sync");
+        let port = crate::pod_http::DEFAULT_PORT;
+        let r = http_get(SocketAddrV4::new(a, port), "/healthz").expect("a answers");
+        assert!(r.starts_with("HTTP/1.1 200 OK") && r.ends_with("\r\n\r\nOK"), "{r}");
+        let r = http_get(SocketAddrV4::new(b, port), "/who").expect("b answers");
+        assert!(r.ends_with("\r\n\r\nb"), "{r}");
+        let r = http_get(SocketAddrV4::new(b, port), "/healthz").expect("b answers");
+        assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+        http.refuse("a", port);
+        net.sync().expect("sync");
+        let e = http_get(SocketAddrV4::new(a, port), "/healthz").expect_err("refused");
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+        net.release("uid-b");
+        let t = std::time::Instant::now();
+        net.teardown().expect("teardown");
+        let removed = t.elapsed();
+        eprintln!("pod network: created in {created:?}, removed in {removed:?}");
+        assert!(!netns_names().expect("netns list").contains(&net.name));
+        assert!(ip(&["link", "show", &net.host_if]).is_err(), "{} left behind", net.host_if);
+    }
 }
