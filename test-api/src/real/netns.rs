@@ -345,13 +345,14 @@ async fn responder(
 ) {
     let mut listening: HashMap<SocketAddrV4, tokio::task::JoinHandle<()>> = HashMap::new();
     while let Some(Cmd::Listen(wanted, ack)) = cmds.recv().await {
-        listening.retain(|addr, task| {
-            let keep = wanted.contains(addr);
-            if !keep {
+        // Closed before the acknowledgement: once it is sent, connecting there is refused.
+        let closing: Vec<SocketAddrV4> = listening.keys().filter(|a| !wanted.contains(a)).copied().collect();
+        for addr in closing {
+            if let Some(task) = listening.remove(&addr) {
                 task.abort();
+                let _ = task.await; // the listener and its connections are dropped by now
             }
-            keep
-        });
+        }
         let mut result = Ok(());
         for addr in wanted {
             if listening.contains_key(&addr) {
