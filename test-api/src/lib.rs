@@ -43,6 +43,11 @@
 //!   delete; subresources `scale` (autoscaling/v1 `Scale`) and `status`; `dryRun=All`.
 //!   `kubectl get`'s `as=Table` requests get server-side tables (pods, deployments, statefulsets,
 //!   replicasets, jobs, HPAs, CRD printer columns, otherwise NAME/AGE).
+//! - The proxy subresources `pods/[SCHEME:]NAME[:PORT]/proxy/PATH` and
+//!   `services/[SCHEME:]NAME[:PORT]/proxy/PATH`: what the pod answers by the rules of
+//!   [`TestApiBuilder::pod_http`] (Ready pods: `/healthz` → `200 OK` on port 9091), or the real
+//!   server's error (refused connection, pod without IP, service without ready endpoints, …). A
+//!   service goes to its first ready endpoint (the real server picks one at random).
 //! - Errors are `metav1.Status` objects with the real server's messages (NotFound, Forbidden,
 //!   Unauthorized, Conflict, AlreadyExists, Invalid, BadRequest, MethodNotAllowed).
 //!
@@ -70,7 +75,12 @@
 //! RBAC objects equivalent to their [`Rules`], the real controllers create ReplicaSets and pods
 //! and an in-process kubelet stand-in gives each pod the status of its [`PodBehaviour`] (pod
 //! `index` = the lowest index free in its workload when the pod appears; StatefulSet ordinals),
-//! and the Milvus Operator stand-in runs when enabled. `start()` and the mutating helpers return
+//! and the Milvus Operator stand-in runs when enabled. The pods get real IPs: each `TestApi` has a
+//! network namespace `kmt-<pid>-<n>` joined to the root namespace by a veth pair (a /22 out of
+//! 10.200.0.0/14, the gateway is the pods' `hostIP`), and a responder inside it serves the
+//! [`TestApiBuilder::pod_http`] rules on each pod IP, so the real server's proxy subresources
+//! reach it; a pod that does not listen refuses connections ([`TestApi::pod_netns`]; needs root
+//! and iproute2; removed on drop, and namespaces of killed test processes on the next start). `start()` and the mutating helpers return
 //! once the controllers have converged ([`TestApi::settle`]). [`TestApi::requests`] reads the API
 //! server's audit log (the kubeconfig's users only; no `content_type`, `body` only for writes).
 //! Not available there: `progress_deadline_exceeded` (an error), the builder's `server_version`
