@@ -76,7 +76,7 @@
 //! and an in-process kubelet stand-in gives each pod the status of its [`PodBehaviour`] (pod
 //! `index` = the lowest index free in its workload when the pod appears; StatefulSet ordinals),
 //! and the Milvus Operator stand-in runs when enabled. The pods get real IPs: each `TestApi` has a
-//! network namespace `kmt-<pid>-<n>` joined to the root namespace by a veth pair (a /22 out of
+//! network namespace `kmt-<pid>-<n>` joined to the root namespace by a veth pair (a /21 out of
 //! 10.200.0.0/14, the gateway is the pods' `hostIP`), and a responder inside it serves the
 //! [`TestApiBuilder::pod_http`] rules on each pod IP, so the real server's proxy subresources
 //! reach it; a pod that does not listen refuses connections ([`TestApi::pod_netns`]; needs root

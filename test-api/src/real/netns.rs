@@ -1,9 +1,10 @@
 //! The pod network of one kube-apiserver backend: a network namespace `kmt-<pid>-<n>` joined to the
 //! root namespace (where the API server runs) by a veth pair, the root end `kmt<pid>n<n>` holding
-//! the gateway address of a /22 out of 10.200.0.0/14 that no route of the machine overlaps, and
-//! the pods' IPs (one /32 each on the namespace end, assigned by the kubelet stand-in). A responder
-//! thread inside the namespace serves [`PodHttp`] on each pod IP and port the pod listens on; a
-//! port without a listener refuses connections, as a pod whose container does not listen does.
+//! the gateway address of a /21 (2,045 pod IPs) out of 10.200.0.0/14 that no route of the machine
+//! overlaps, and the pods' IPs (one /32 each on the namespace end, assigned by the kubelet
+//! stand-in). A responder thread inside the namespace serves [`PodHttp`] on each pod IP and port
+//! the pod listens on; a port without a listener refuses connections, as a pod whose container
+//! does not listen does.
 //!
 //! Everything is made with `ip` (iproute2). [`PodNetwork::teardown`] (also on drop) deletes the
 //! namespace, which takes the veth pair with it; namespaces of test processes that are gone (a
@@ -18,10 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// First address of the range the networks' /22s are taken from (10.200.0.0/14: 256 of them).
+/// First address of the range the networks' /21s are taken from (10.200.0.0/14: 128 of them).
 const RANGE_BASE: u32 = u32::from_be_bytes([10, 200, 0, 0]);
-const RANGE_CHUNKS: u32 = 256;
-const CHUNK_BITS: u32 = 10; // a /22
+const RANGE_CHUNKS: u32 = 128;
+const CHUNK_BITS: u32 = 11; // a /21
 const PREFIX_LEN: u32 = 32 - CHUNK_BITS;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -164,7 +165,7 @@ impl PodNetwork {
         let base = (0..RANGE_CHUNKS)
             .map(|k| RANGE_BASE + (((start + k) % RANGE_CHUNKS) << CHUNK_BITS))
             .find(|b| !used.iter().any(|u| overlaps(*u, (*b, PREFIX_LEN))))
-            .ok_or_else(|| "no free /22 left in 10.200.0.0/14 for a pod network".to_string())?;
+            .ok_or_else(|| "no free /21 left in 10.200.0.0/14 for a pod network".to_string())?;
         let gateway = Ipv4Addr::from(base + 1);
         let net = PodNetwork {
             name: name.clone(),
