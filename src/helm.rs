@@ -110,6 +110,17 @@ fn lookup<'a>(values: &'a Value, key: &str) -> Option<&'a Value> {
     key.split('.').try_fold(values, |v, part| v.get(part)).filter(|v| !v.is_null())
 }
 
+/// What the next `helm upgrade` does to a replica count changed outside Helm: a client-side upgrade
+/// (Helm 3, Helm 4 with `--server-side=false`) writes the recorded value back; a server-side apply
+/// (Helm 4's default) fails with a conflict on the field until `--force-conflicts` takes it over.
+pub fn next_upgrade(server_side_apply: bool) -> &'static str {
+    if server_side_apply {
+        "fails with a conflict on spec.replicas (Helm applies server-side), and with --force-conflicts sets it back"
+    } else {
+        "sets it back"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -151,16 +162,5 @@ mod tests {
         let mut bad = secret(1, &json!({}));
         bad.data = Some(BTreeMap::from([("release".to_string(), ByteString(b"%%%".to_vec()))]));
         assert!(HelmRelease::latest(&[bad]).is_err());
-    }
-}
-
-/// What the next `helm upgrade` does to a replica count changed outside Helm: a client-side upgrade
-/// (Helm 3, Helm 4 with `--server-side=false`) writes the recorded value back; a server-side apply
-/// (Helm 4's default) fails with a conflict on the field until `--force-conflicts` takes it over.
-pub fn next_upgrade(server_side_apply: bool) -> &'static str {
-    if server_side_apply {
-        "fails with a conflict on spec.replicas (Helm applies server-side), and with --force-conflicts sets it back"
-    } else {
-        "sets it back"
     }
 }

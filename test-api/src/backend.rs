@@ -44,6 +44,14 @@ pub(crate) trait ApiBackend: Send + Sync {
     /// Add a pod-behaviour rule at run time (it wins over earlier ones) and let pods follow it.
     fn set_pod_behaviour(&self, target: Target, behaviour: PodBehaviour);
 
+    /// The pod HTTP rules changed: make the pods' listeners follow them.
+    fn pod_http_changed(&self) {}
+
+    /// The pods' network namespace, if the backend has one.
+    fn pod_netns(&self) -> Option<String> {
+        None
+    }
+
     /// Turn the stand-in Milvus Operator on or off.
     fn set_operator_reconciler(&self, on: bool);
 

@@ -43,6 +43,11 @@
 //!   delete; subresources `scale` (autoscaling/v1 `Scale`) and `status`; `dryRun=All`.
 //!   `kubectl get`'s `as=Table` requests get server-side tables (pods, deployments, statefulsets,
 //!   replicasets, jobs, HPAs, CRD printer columns, otherwise NAME/AGE).
+//! - The proxy subresources `pods/[SCHEME:]NAME[:PORT]/proxy/PATH` and
+//!   `services/[SCHEME:]NAME[:PORT]/proxy/PATH`: what the pod answers by the rules of
+//!   [`TestApiBuilder::pod_http`] (Ready pods: `/healthz` → `200 OK` on port 9091), or the real
+//!   server's error (refused connection, pod without IP, service without ready endpoints, …). A
+//!   service goes to its first ready endpoint (the real server picks one at random).
 //! - Errors are `metav1.Status` objects with the real server's messages (NotFound, Forbidden,
 //!   Unauthorized, Conflict, AlreadyExists, Invalid, BadRequest, MethodNotAllowed).
 //!
@@ -70,7 +75,12 @@
 //! RBAC objects equivalent to their [`Rules`], the real controllers create ReplicaSets and pods
 //! and an in-process kubelet stand-in gives each pod the status of its [`PodBehaviour`] (pod
 //! `index` = the lowest index free in its workload when the pod appears; StatefulSet ordinals),
-//! and the Milvus Operator stand-in runs when enabled. `start()` and the mutating helpers return
+//! and the Milvus Operator stand-in runs when enabled. The pods get real IPs: each `TestApi` has a
+//! network namespace `kmt-<pid>-<n>` joined to the root namespace by a veth pair (a /21 out of
+//! 10.200.0.0/14, the gateway is the pods' `hostIP`), and a responder inside it serves the
+//! [`TestApiBuilder::pod_http`] rules on each pod IP, so the real server's proxy subresources
+//! reach it; a pod that does not listen refuses connections ([`TestApi::pod_netns`]; needs root
+//! and iproute2; removed on drop, and namespaces of killed test processes on the next start). `start()` and the mutating helpers return
 //! once the controllers have converged ([`TestApi::settle`]). [`TestApi::requests`] reads the API
 //! server's audit log (the kubeconfig's users only; no `content_type`, `body` only for writes).
 //! Not available there: `progress_deadline_exceeded` (an error), the builder's `server_version`
@@ -110,6 +120,7 @@ mod auth; // users, tokens and `Rules`
 mod backend; // the `ApiBackend` interface `TestApi` dispatches through
 mod controller; // pod behaviours and the simulated controllers (the real backend's kubelet uses them)
 mod fixtures; // fixture files and sources, rendered into objects
+mod pod_http; // what the pods answer over HTTP (the proxy subresources)
 mod resources; // the served resource types
 mod selector; // label and field selectors over stored objects
 mod store; // the in-memory object store
@@ -122,6 +133,7 @@ mod proxy; // the HTTPS proxy that applies them
 
 // The loopback backend: the server and what only it needs.
 mod loopback;
+mod pod_proxy; // the proxy subresources, answered in process
 mod server; // HTTPS, routing and the verbs
 mod status; // metav1.Status errors
 mod table; // server-side tables for kubectl get
@@ -134,6 +146,7 @@ pub use controller::PodBehaviour;
 pub use faults::{Fault, FaultAction};
 pub use fixtures::{FIXTURE_RELEASE, MilvusStatus, decode_helm_release, fixtures_dir, parse_yaml_docs};
 pub use label_selector::Selector as LabelSelector;
+pub use pod_http::{DEFAULT_PORT as POD_HTTP_PORT, HttpReply};
 pub use resources::ResKey;
 pub use selector::FieldSelector;
 
@@ -302,6 +315,7 @@ pub struct TestApiBuilder {
     pub(crate) current_context: String,
     pub(crate) replicas: Vec<(String, i64)>,
     pub(crate) backend: Option<Backend>,
+    pub(crate) http: std::sync::Arc<pod_http::PodHttp>,
 }
 
 impl Default for TestApiBuilder {
@@ -324,6 +338,7 @@ impl Default for TestApiBuilder {
             current_context: "admin".into(),
             replicas: Vec::new(),
             backend: None,
+            http: std::sync::Arc::default(),
         }
     }
 }
@@ -500,6 +515,27 @@ impl TestApiBuilder {
         self
     }
 
+    /// Pods of `target` (a pod or a workload: `name` or `namespace/name`) answer `reply` to a GET
+    /// of `path` (without the query) on port [`POD_HTTP_PORT`] (9091), as reached through the API
+    /// server's proxy subresources. The last matching rule wins. Without one, Ready pods answer
+    /// `/healthz` with `200 OK` and other paths with `404 page not found`, and pods that are not
+    /// Ready refuse connections.
+    pub fn pod_http(self, target: &str, path: &str, reply: HttpReply) -> Self {
+        self.pod_http_on(target, pod_http::DEFAULT_PORT, path, reply)
+    }
+
+    /// Like [`pod_http`](Self::pod_http) on another port (the pods then listen on it, Ready or not).
+    pub fn pod_http_on(self, target: &str, port: u16, path: &str, reply: HttpReply) -> Self {
+        self.http.reply(target, port, path, reply);
+        self
+    }
+
+    /// Pods of `target` refuse connections on port [`POD_HTTP_PORT`] (nothing listens), Ready or not.
+    pub fn pod_http_refused(self, target: &str) -> Self {
+        self.http.refuse(target, pod_http::DEFAULT_PORT);
+        self
+    }
+
     /// Which server to run (default: [`Backend::from_env`]).
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = Some(backend);
@@ -523,6 +559,7 @@ impl TestApiBuilder {
         let current = self.current_context.clone();
         // A fixed port is the proxy's: that is where clients connect.
         let port = std::mem::take(&mut self.port);
+        let http = self.http.clone();
         let (backend, mut endpoint): (Box<dyn ApiBackend>, Endpoint) =
             match self.backend.unwrap_or_else(Backend::from_env) {
                 Backend::Loopback => {
@@ -548,7 +585,7 @@ impl TestApiBuilder {
             &namespace,
         )
         .map_err(|e| format!("cannot write {}: {e}", endpoint.kubeconfig.display()))?;
-        Ok(TestApi { proxy, backend, endpoint, namespace })
+        Ok(TestApi { proxy, backend, endpoint, namespace, http })
     }
 
     /// The simulated controller both backends' pods follow: default behaviour, rules and delays.
@@ -568,6 +605,7 @@ pub struct TestApi {
     backend: Box<dyn ApiBackend>,
     endpoint: Endpoint,
     namespace: String,
+    http: std::sync::Arc<pod_http::PodHttp>,
 }
 
 impl std::fmt::Debug for TestApi {
@@ -703,6 +741,24 @@ impl TestApi {
     /// Change the behaviour of one pod (`Some(index)`) or all pods of a workload, at run time.
     pub fn set_pod_behaviour(&self, workload: &str, index: Option<u32>, behaviour: PodBehaviour) {
         self.backend.set_pod_behaviour(Target::Workload { name: workload.to_string(), index }, behaviour);
+    }
+
+    /// Add a [`TestApiBuilder::pod_http`] rule at run time; it holds once this returns.
+    pub fn set_pod_http(&self, target: &str, path: &str, reply: HttpReply) {
+        self.http.reply(target, pod_http::DEFAULT_PORT, path, reply);
+        self.backend.pod_http_changed();
+    }
+
+    /// Add a [`TestApiBuilder::pod_http_refused`] rule at run time; it holds once this returns.
+    pub fn set_pod_http_refused(&self, target: &str) {
+        self.http.refuse(target, pod_http::DEFAULT_PORT);
+        self.backend.pod_http_changed();
+    }
+
+    /// The name of the network namespace the pods' IPs live in (kube-apiserver backend; the
+    /// loopback has none: it answers the proxy subresources in process).
+    pub fn pod_netns(&self) -> Option<String> {
+        self.backend.pod_netns()
     }
 
     /// Turn the stand-in Milvus Operator reconciler on or off.

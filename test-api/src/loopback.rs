@@ -23,6 +23,8 @@ pub(crate) struct State {
     pub log: Vec<RequestRecord>,
     pub git_version: String,
     pub port: u16,
+    /// What the pods answer through the proxy subresources.
+    pub http: Arc<crate::pod_http::PodHttp>,
 }
 
 pub(crate) struct Shared {
@@ -139,6 +141,7 @@ impl Loopback {
                 log: Vec::new(),
                 git_version: b.git_version.clone(),
                 port,
+                http: b.http.clone(),
             }),
             cond: Condvar::new(),
             rv_watch: tokio::sync::watch::channel(rv).0,

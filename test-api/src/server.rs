@@ -87,6 +87,8 @@ enum Reply {
     Json(u16, Value),
     Raw(u16, Vec<u8>),
     Watch(Box<WatchParams>),
+    /// A pod's own answer through a proxy subresource.
+    Pod(crate::pod_http::HttpReply),
 }
 
 struct Ctx {
@@ -215,6 +217,17 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             shared.record(rec, started);
             Ok(raw_response(code, b))
         }
+        Ok(Reply::Pod(reply)) => {
+            rec.status = reply.status;
+            shared.record(rec, started);
+            let mut r = raw_response(reply.status, reply.body);
+            r.headers_mut().remove(header::CACHE_CONTROL);
+            match header::HeaderValue::from_str(&reply.content_type) {
+                Ok(v) => r.headers_mut().insert(header::CONTENT_TYPE, v),
+                Err(_) => r.headers_mut().remove(header::CONTENT_TYPE),
+            };
+            Ok(r)
+        }
         Ok(Reply::Watch(params)) => {
             rec.status = 200;
             shared.record(rec, started);
@@ -317,7 +330,36 @@ fn api_group_json(g: &str, versions: &[String]) -> Value {
     json!({"name": g, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or(Value::Null)})
 }
 
+/// A proxy subresource request (`pods/…/proxy/…`, `services/…/proxy/…`), if it is one.
+fn proxy_request(shared: &Arc<Shared>, ctx: &Ctx) -> Option<(Option<String>, Result<Reply, ApiError>)> {
+    let parsed = crate::pod_proxy::parse(&ctx.path)?;
+    let verb = match ctx.method.as_str() {
+        "GET" | "HEAD" | "OPTIONS" => "get",
+        "POST" => "create",
+        "PUT" => "update",
+        "PATCH" => "patch",
+        "DELETE" => "delete",
+        _ => return Some((None, Err(ApiError::method_not_allowed()))),
+    };
+    let st = shared.lock();
+    let types = all_types(&st.store);
+    let (ns, kind, id, _) = &parsed;
+    let rt = types.iter().find(|t| t.group.is_empty() && t.plural == *kind)?;
+    if !ctx.rules.allows(verb, &format!("{kind}/proxy"), Some(ns)) {
+        let name = id.split(':').nth(usize::from(id.split(':').count() == 3)).unwrap_or(id);
+        return Some((
+            Some(verb.into()),
+            Err(ApiError::forbidden(rt, Some("proxy"), Some(name), &ctx.user, verb, Some(ns))),
+        ));
+    }
+    let result = crate::pod_proxy::answer(&st.http, &st.store, &types, parsed);
+    Some((Some(verb.into()), result.map(Reply::Pod)))
+}
+
 fn route(shared: &Arc<Shared>, ctx: &Ctx, accept: &str) -> (Option<String>, Result<Reply, ApiError>) {
+    if let Some(r) = proxy_request(shared, ctx) {
+        return r;
+    }
     let target = parse_target(&ctx.path);
     let get_only = |r: Result<Reply, ApiError>| {
         if ctx.method == "GET" { r } else { Err(ApiError::method_not_allowed()) }

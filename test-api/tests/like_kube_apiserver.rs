@@ -31,9 +31,11 @@ fn get(api: &TestApi, path: &str) -> Reply {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let kc = kube::config::Kubeconfig::read_from(api.kubeconfig_path()).expect("kubeconfig");
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
             .await
             .expect("config");
+        // The answer as the server gave it: no retries of a 503.
+        cfg.default_retry = false;
         let client = kube::Client::try_from(cfg).expect("client");
         let req = http::Request::builder()
             .uri(path)
@@ -222,5 +224,133 @@ fn pods_get_the_qos_class_of_their_resources() {
         assert_eq!(qos_of("my-release-minio-0"), ["Burstable"], "{backend:?}");
         assert_eq!(qos_of("my-release-milvus-proxy-"), ["BestEffort"], "{backend:?}");
         assert_eq!(qos_of("guaranteed-"), ["Guaranteed"], "{backend:?}");
+    }
+}
+
+/// The proxy subresources' errors are the real server's: an unknown pod or service is NotFound, a
+/// pod without an IP is `400 address not allowed`, a pod that does not listen is a refused
+/// connection (`503`; without a port, the first container port is used), a service port that does
+/// not exist or has no ready endpoint is `503` (the message names the service, with the port as
+/// given when only the port has none), and a malformed name is a BadRequest.
+#[test]
+fn proxy_errors_are_the_real_servers() {
+    for backend in backends() {
+        let api = TestApi::builder()
+            .backend(backend)
+            .fixture("helm/standalone.yaml")
+            .pod_behaviour("my-release-minio", 0, milvus_test_api::PodBehaviour::PendingUnschedulable)
+            .pod_http_refused("my-release-etcd")
+            .start();
+        let pods = api.list_json("", "pods", Some("default"), None).expect("pods");
+        let pod = |prefix: &str| {
+            pods.iter()
+                .find(|p| p["metadata"]["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+                .cloned()
+                .expect("pod")
+        };
+        let (etcd, minio, sa) =
+            (pod("my-release-etcd-0"), pod("my-release-minio"), pod("my-release-milvus-standalone"));
+        let name = |p: &Value| p["metadata"]["name"].as_str().expect("name").to_string();
+        let ip = |p: &Value| p["status"]["podIP"].as_str().expect("podIP").to_string();
+        let refused = |p: &Value, port: u16| {
+            format!("error trying to reach service: dial tcp {}:{port}: connect: connection refused", ip(p))
+        };
+        let pods_path = "/api/v1/namespaces/default/pods";
+        let svc_path = "/api/v1/namespaces/default/services";
+        let cases: Vec<(String, u16, &str, String)> = vec![
+            (
+                format!("{pods_path}/nosuch:9091/proxy/healthz"),
+                404,
+                "NotFound",
+                "pods \"nosuch\" not found".into(),
+            ),
+            (
+                format!("{pods_path}/{}:9000/proxy/healthz", name(&minio)),
+                400,
+                "BadRequest",
+                "address not allowed".into(),
+            ),
+            (
+                format!("{pods_path}/{}:9091/proxy/healthz", name(&etcd)),
+                503,
+                "ServiceUnavailable",
+                refused(&etcd, 9091),
+            ),
+            (
+                format!("{pods_path}/{}/proxy/healthz", name(&sa)),
+                503,
+                "ServiceUnavailable",
+                refused(&sa, 19530),
+            ),
+            (
+                format!("{pods_path}/{}:x:y:z/proxy/healthz", name(&sa)),
+                400,
+                "BadRequest",
+                format!("invalid pod request \"{}:x:y:z\"", name(&sa)),
+            ),
+            (
+                format!("{pods_path}/https:{}:9091/proxy/healthz", name(&sa)),
+                503,
+                "ServiceUnavailable",
+                "error trying to reach service: tls: first record does not look like a TLS handshake".into(),
+            ),
+            (
+                format!("{svc_path}/nosuch:9091/proxy/healthz"),
+                404,
+                "NotFound",
+                "services \"nosuch\" not found".into(),
+            ),
+            (
+                format!("{svc_path}/nosuch:named/proxy/x"),
+                404,
+                "NotFound",
+                "services \"nosuch\" not found".into(),
+            ),
+            (
+                format!("{svc_path}/my-release-minio:9000/proxy/healthz"),
+                503,
+                "ServiceUnavailable",
+                "no endpoints available for service \"my-release-minio\"".into(),
+            ),
+            (
+                format!("{svc_path}/my-release-milvus:1234/proxy/healthz"),
+                503,
+                "ServiceUnavailable",
+                "no service port 1234 found for service \"my-release-milvus\"".into(),
+            ),
+            (
+                format!("{svc_path}/my-release-milvus:nope/proxy/healthz"),
+                503,
+                "ServiceUnavailable",
+                "no endpoints available for service \"my-release-milvus:nope\"".into(),
+            ),
+            (
+                format!("{svc_path}/my-release-milvus/proxy/healthz"),
+                503,
+                "ServiceUnavailable",
+                "no endpoints available for service \"my-release-milvus\"".into(),
+            ),
+            (
+                format!("{svc_path}/my-release-milvus:19530/proxy/healthz"),
+                503,
+                "ServiceUnavailable",
+                refused(&sa, 19530),
+            ),
+        ];
+        for (path, code, reason, message) in cases {
+            let r = get(&api, &path);
+            assert_eq!(r.code, code, "{backend:?} {path}: {}", r.body);
+            assert_eq!(r.content_type, "application/json", "{backend:?} {path}");
+            let status = r.json();
+            assert_eq!(status["kind"], "Status", "{backend:?} {path}");
+            assert_eq!(status["reason"], reason, "{backend:?} {path}");
+            assert_eq!(status["message"], message, "{backend:?} {path}");
+        }
+        let r = get(&api, &format!("{pods_path}/{}:9091/proxy/healthz", name(&sa)));
+        assert_eq!(
+            (r.code, r.content_type.as_str(), r.body.as_str()),
+            (200, "text/plain; charset=utf-8", "OK"),
+            "{backend:?}"
+        );
     }
 }

@@ -8,8 +8,10 @@
 #![deny(clippy::arithmetic_side_effects, clippy::cast_possible_wrap, clippy::cast_possible_truncation)]
 
 use super::client::{JSON, MERGE, call, call_ok, items, res_path};
+use super::netns::PodNetwork;
 use super::{Harness, lock};
 use crate::controller::{self, Controller, PodBehaviour, PodPlan};
+use crate::pod_http::PodInfo;
 use crate::util::{self, meta_str};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -80,10 +82,13 @@ pub(super) struct Kubelet {
     pub(super) wanted: AtomicU64,
     pub(super) done: AtomicU64,
     pub(super) age: Duration,
+    /// The pods' IPs and what answers on them.
+    pub(super) net: PodNetwork,
 }
 
 impl Kubelet {
     pub(super) fn forget(&self, uid: &str) {
+        self.net.release(uid);
         let mut st = lock(&self.st);
         st.settled.remove(uid);
         st.applied.remove(uid);
@@ -95,6 +100,38 @@ impl Kubelet {
             && let Some(m) = st.slots.get_mut(&wl)
         {
             m.remove(&slot);
+        }
+    }
+}
+
+impl Kubelet {
+    /// Replace the rendered pod's made-up IPs by real ones: a pod IP from the pod network (and
+    /// the responder listening on it as the pod would) for a pod that has one, the network's
+    /// gateway as `hostIP`.
+    fn place_on_network(&self, uid: &str, mut info: PodInfo, status: &mut Value) {
+        info.ready = is_ready(&json!({"status": status.clone()}));
+        let Some(s) = status.as_object_mut() else {
+            return;
+        };
+        if s.contains_key("podIP") {
+            match self.net.assign(uid, info) {
+                Ok(ip) => {
+                    s.insert("podIP".into(), json!(ip.to_string()));
+                    s.insert("podIPs".into(), json!([{"ip": ip.to_string()}]));
+                }
+                Err(e) => {
+                    eprintln!("kubelet stand-in: no pod IP for {uid}: {e}");
+                    s.remove("podIP");
+                    s.remove("podIPs");
+                }
+            }
+        } else {
+            self.net.release(uid);
+        }
+        if s.contains_key("hostIP") {
+            let host = self.net.host_ip().to_string();
+            s.insert("hostIP".into(), json!(host));
+            s.insert("hostIPs".into(), json!([{"ip": host}]));
         }
     }
 }
@@ -214,7 +251,14 @@ impl Harness {
             let _ = call(&self.client, "POST", &format!("{pod_path}/binding"), Some((&binding, JSON))).await;
             lock(&k.st).bound.insert(uid.clone());
         }
-        let desired = rendered.pod.get("status").cloned().unwrap_or_else(|| json!({}));
+        let mut desired = rendered.pod.get("status").cloned().unwrap_or_else(|| json!({}));
+        let info =
+            PodInfo { namespace: ns.clone(), name: name.clone(), workload: wname.clone(), ready: false };
+        k.place_on_network(&uid, info, &mut desired);
+        // The server sets the QoS class when the pod is created, from its resources; it is immutable.
+        if let (Some(q), Some(s)) = (pod.pointer("/status/qosClass"), desired.as_object_mut()) {
+            s.insert("qosClass".into(), q.clone());
+        }
         let unchanged = lock(&k.st).applied.get(&uid) == Some(&desired);
         if !unchanged {
             let mut status = desired.as_object().cloned().unwrap_or_default();

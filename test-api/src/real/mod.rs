@@ -9,6 +9,7 @@
 //! - [`load`]: the builder's sources created on the server;
 //! - [`rbac`]: the users' [`Rules`](crate::Rules) as RBAC objects;
 //! - [`kubelet`]: the kubelet and Milvus Operator stand-ins, and the convergence check;
+//! - [`netns`]: the pod network (a network namespace with the pod IPs) and its HTTP responder;
 //! - [`audit`]: the audit log read as the request log;
 //! - here: the backend itself and its views.
 
@@ -17,6 +18,7 @@ mod client;
 mod control_plane;
 mod kubelet;
 mod load;
+mod netns;
 mod rbac;
 
 use crate::backend::{ApiBackend, Endpoint, ViewSource};
@@ -171,6 +173,7 @@ impl Real {
             .to_string();
         let disc = rt.block_on(Discovery::load(&client))?;
         let ctl = cfg.controller();
+        let net = netns::PodNetwork::create(cfg.http.clone())?;
         let h = Arc::new(Harness {
             client,
             marker,
@@ -183,6 +186,7 @@ impl Real {
                 wanted: AtomicU64::new(0),
                 done: AtomicU64::new(0),
                 age: cfg.age,
+                net,
             },
             reconciler: AtomicBool::new(cfg.reconciler),
         });
@@ -352,6 +356,16 @@ impl ApiBackend for Real {
         self.h.reconciler.store(on, Ordering::SeqCst);
     }
 
+    fn pod_http_changed(&self) {
+        if let Err(e) = self.h.kubelet.net.sync() {
+            panic!("kube-apiserver backend: {e}");
+        }
+    }
+
+    fn pod_netns(&self) -> Option<String> {
+        Some(self.h.kubelet.net.name.clone())
+    }
+
     fn get_json(
         &self,
         group: &str,
@@ -517,6 +531,9 @@ impl Drop for Real {
             rt.shutdown_timeout(Duration::from_secs(2));
         }
         drop(self.cp.take()); // back to the pool, or `control-plane.sh down`
+        if let Err(e) = self.h.kubelet.net.teardown() {
+            eprintln!("kube-apiserver backend: removing the pod network: {e}");
+        }
     }
 }
 
