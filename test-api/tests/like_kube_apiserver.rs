@@ -1,7 +1,11 @@
-//! Where the loopback API and a real kube-apiserver (1.20 first, now 1.34, via scripts/control-plane.sh) were found to
-//! disagree, the real one is right: each test records one such difference as the loopback now answers
-//! it. With `MILVUS_TEST_BACKEND=kube-apiserver` the same assertions also run against the real server.
+//! Where the loopback API and a real kube-apiserver (1.20 first, now 1.34, via
+//! scripts/control-plane.sh) were found to disagree, the real one is right: each test records one
+//! such difference as the loopback now answers it. With `MILVUS_TEST_BACKEND=kube-apiserver` the same
+//! assertions also run against the real server.
 
+mod common;
+
+use common::get;
 use milvus_test_api::{Backend, TestApi};
 use serde_json::Value;
 
@@ -12,43 +16,6 @@ fn backends() -> Vec<Backend> {
         b.push(Backend::KubeApiserver);
     }
     b
-}
-
-struct Reply {
-    code: u16,
-    content_type: String,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// A GET as the admin user of the generated kubeconfig.
-fn get(api: &TestApi, path: &str) -> Reply {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(async {
-        let kc = kube::config::Kubeconfig::read_from(api.kubeconfig_path()).expect("kubeconfig");
-        let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("config");
-        // The answer as the server gave it: no retries of a 503.
-        cfg.default_retry = false;
-        let client = kube::Client::try_from(cfg).expect("client");
-        let req = http::Request::builder()
-            .uri(path)
-            .header("Accept", "application/json")
-            .body(kube::client::Body::from(Vec::new()))
-            .expect("request");
-        let resp = client.send(req).await.expect("send");
-        let code = resp.status().as_u16();
-        let content_type =
-            resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-        let body = resp.into_body().collect_bytes().await.expect("body");
-        Reply { code, content_type, body: String::from_utf8_lossy(&body).into_owned() }
-    })
 }
 
 /// A path under a group nobody serves (the Milvus CRD not installed) is the server's catch-all

@@ -2,34 +2,10 @@
 //! real API server proxies to them (`pods/NAME:PORT/proxy/…`, `services/NAME:PORT/proxy/…`), and
 //! a responder in the namespace answers what the test asked for.
 
+mod common;
+
+use common::get;
 use milvus_test_api::{Backend, HttpReply, TestApi};
-
-struct Reply {
-    code: u16,
-    content_type: String,
-    body: String,
-}
-
-fn get(api: &TestApi, path: &str) -> Reply {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(async {
-        let kc = kube::config::Kubeconfig::read_from(api.kubeconfig_path()).expect("kubeconfig");
-        let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("config");
-        // The answer as the server gave it: no retries of a 503.
-        cfg.default_retry = false;
-        let client = kube::Client::try_from(cfg).expect("client");
-        let req =
-            http::Request::builder().uri(path).body(kube::client::Body::from(Vec::new())).expect("request");
-        let resp = client.send(req).await.expect("send");
-        let code = resp.status().as_u16();
-        let content_type =
-            resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-        let body = resp.into_body().collect_bytes().await.expect("body");
-        Reply { code, content_type, body: String::from_utf8_lossy(&body).into_owned() }
-    })
-}
 
 fn pod_names(api: &TestApi, prefix: &str) -> Vec<String> {
     let pods = api.list_json("", "pods", Some("default"), None).expect("pods");
