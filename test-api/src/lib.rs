@@ -70,9 +70,8 @@
 //! against a real kube-apiserver 1.34 + kube-controller-manager + etcd started by
 //! `scripts/control-plane.sh up` (control planes shared by the tests of a process, reset between
 //! them; the binaries must have been built once with `scripts/control-plane.sh build`). There, the
-//! sources are
-//! created over HTTPS (in the version the server prefers for their kind, the Milvus CR's
-//! status through its status subresource, its uid in the ownerReferences), users get tokens and
+//! sources are created over HTTPS (in the version the server prefers for their kind, the Milvus
+//! CR's status through its status subresource, its uid in the ownerReferences), users get tokens and
 //! RBAC objects equivalent to their [`Rules`], the real controllers create ReplicaSets and pods
 //! and an in-process kubelet stand-in gives each pod the status of its [`PodBehaviour`] (pod
 //! `index` = the lowest index free in its workload when the pod appears; StatefulSet ordinals),
