@@ -3,11 +3,11 @@
 //! such difference as the loopback now answers it. With `MILVUS_TEST_BACKEND=kube-apiserver` the same
 //! assertions also run against the real server.
 
-mod common;
+mod via_kube;
 
-use common::get;
 use milvus_test_api::{Backend, TestApi};
 use serde_json::Value;
+use via_kube::get;
 
 /// The loopback always; the real server too when it is the selected backend.
 fn backends() -> Vec<Backend> {

@@ -2,10 +2,10 @@
 //! real API server proxies to them (`pods/NAME:PORT/proxy/…`, `services/NAME:PORT/proxy/…`), and
 //! a responder in the namespace answers what the test asked for.
 
-mod common;
+mod via_kube;
 
-use common::get;
 use milvus_test_api::{Backend, HttpReply, TestApi};
+use via_kube::get;
 
 fn pod_names(api: &TestApi, prefix: &str) -> Vec<String> {
     let pods = api.list_json("", "pods", Some("default"), None).expect("pods");
