@@ -459,9 +459,14 @@ impl Harness {
             let mine: Vec<&Value> = owned(s).into_iter().filter(|p| !is_deleting(p)).collect();
             let ready = count(mine.iter().filter(|p| is_ready(p)).count());
             let blocked = ready < count(mine.len());
+            // updatedReplicas and availableReplicas are written after readyReplicas; the plugin's
+            // UP-TO-DATE and AVAILABLE (and so Progressing) read them. A rolling update waits for
+            // unready pods, so it is not waited for while one is.
             if behind(s)
                 || i64_at(s, "/status/replicas") != count(mine.len())
                 || i64_at(s, "/status/readyReplicas") != ready
+                || (i64_at(s, "/status/updatedReplicas") != count(mine.len()) && !blocked)
+                || i64_at(s, "/status/availableReplicas") != ready
                 || (count(mine.len()) != want && !blocked)
             {
                 return Ok(Some(format!("statefulset {} is converging", id(s))));
