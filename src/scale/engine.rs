@@ -295,7 +295,8 @@ impl Engine<'_> {
 
     /// Writes one value: read, check, patch. If the owner no longer holds what the plan expected, the
     /// change is re-planned from the new value. A 409 Conflict (the object changed between this read and
-    /// the write) is retried from a fresh read, at most 3 times.
+    /// the write) is retried from a fresh read, at most 3 times; it is reported only when the replicas
+    /// were what changed.
     async fn write_step(
         &self,
         result: &mut ChangeResult,
@@ -305,6 +306,7 @@ impl Engine<'_> {
     ) -> Result<(), StepError> {
         const ATTEMPTS: u32 = 3;
         let owner = result.plan.owner.clone();
+        let mut conflicted = false;
         for attempt in 1..=ATTEMPTS {
             let live = owner
                 .get(self.kube(), self.namespace())
@@ -312,6 +314,9 @@ impl Engine<'_> {
                 .map_err(|e| StepError::Failed(self.api_error(e)))?;
             let current = owner.current(&live).map_err(|e| StepError::Failed(Error::Failed(e)))?;
             if current != expected {
+                if conflicted {
+                    reporter.event(Event::Conflict { owner: &owner });
+                }
                 plan::replan(&mut result.plan, self.waiter.release, current, &result.applied, self.options)
                     .map_err(|e| StepError::Failed(Error::Failed(e)))?;
                 reporter.event(Event::Replanned { change: &result.plan, expected, current });
@@ -323,9 +328,10 @@ impl Engine<'_> {
                     reporter.event(Event::Written { change: &result.plan, from: current, to: value });
                     return Ok(());
                 }
-                Err(error) if is_conflict(&error) && attempt < ATTEMPTS => {
-                    reporter.event(Event::Conflict { owner: &owner });
-                }
+                // The object changed between this read and the write. If only other fields did (a
+                // controller writing its status), the write is tried again from a fresh read without a
+                // word; if the replicas did, the re-read above says so and re-plans.
+                Err(error) if is_conflict(&error) && attempt < ATTEMPTS => conflicted = true,
                 // The server answered: it refused the write, which did not happen.
                 Err(error @ kube::Error::Api(_)) => return Err(StepError::Failed(self.api_error(error))),
                 // No answer: the write may or may not have happened. Read again and say what is true.

@@ -820,6 +820,73 @@ fn max_unavailable(d: &Value, replicas: i64) -> i64 {
     }
 }
 
+/// The name of pod `index` of ReplicaSet `ns/rs` (a new name each time that pod was deleted).
+fn replica_set_pod_name(ctl: &Controller, ns: &str, rs: &str, index: u32) -> String {
+    match ctl.salts.get(&(ns.to_string(), rs.to_string(), index)) {
+        None | Some(0) => format!("{rs}-{}", util::suffix(&[rs, &index.to_string()], 5)),
+        Some(salt) => format!("{rs}-{}", util::suffix(&[rs, &index.to_string(), &salt.to_string()], 5)),
+    }
+}
+
+/// The pod indices ReplicaSet `ns/rs` keeps at `replicas`, as the ReplicaSet controller chooses them:
+/// a scale-up adds the lowest free indices; a scale-down deletes first the pods its `ActivePodsWithRanks`
+/// ranks first (unscheduled, then Pending, Unknown, Running; not ready before ready; lower
+/// `controller.kubernetes.io/pod-deletion-cost` first; more container restarts first; newer first).
+/// Pods equal on all of these go highest index first.
+fn replica_set_indices(store: &Store, ctl: &Controller, ns: &str, rs: &str, replicas: u32) -> Vec<u32> {
+    let pods = key("", "pods");
+    let mut live: Vec<(u32, &Value)> = ctl
+        .pod_index
+        .iter()
+        .filter(|((pns, _), (prs, _))| pns == ns && prs == rs)
+        .filter_map(|((_, name), (_, i))| {
+            (replica_set_pod_name(ctl, ns, rs, *i) == *name)
+                .then(|| store.get(&pods, ns, name).map(|p| (*i, p)))
+                .flatten()
+        })
+        .collect();
+    let wanted = usize::try_from(replicas).unwrap_or(usize::MAX);
+    if live.len() > wanted {
+        live.sort_by(|(ia, a), (ib, b)| deletion_rank(a).cmp(&deletion_rank(b)).then(ib.cmp(ia)));
+        let surplus = live.len().saturating_sub(wanted);
+        live.drain(..surplus);
+    }
+    let mut indices: BTreeSet<u32> = live.iter().map(|(i, _)| *i).collect();
+    let mut next = 0u32;
+    while indices.len() < wanted {
+        if indices.insert(next) {
+            continue;
+        }
+        next = next.saturating_add(1);
+    }
+    indices.into_iter().collect()
+}
+
+/// A pod's place in the ReplicaSet controller's deletion order: smaller goes first.
+fn deletion_rank(pod: &Value) -> (bool, u8, bool, i64, std::cmp::Reverse<i64>, std::cmp::Reverse<String>) {
+    let assigned = pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let phase = match pod.pointer("/status/phase").and_then(Value::as_str) {
+        Some("Pending") => 0,
+        Some("Running") => 2,
+        _ => 1,
+    };
+    let ready = pod
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+    let cost = pod
+        .pointer("/metadata/annotations/controller.kubernetes.io~1pod-deletion-cost")
+        .and_then(Value::as_str)
+        .and_then(|c| c.parse::<i32>().ok())
+        .map_or(0, i64::from);
+    let restarts = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .map_or(0, |cs| cs.iter().filter_map(|c| c["restartCount"].as_i64()).fold(0i64, i64::saturating_add));
+    let created = meta_str(pod, "creationTimestamp").to_string();
+    (assigned, phase, ready, cost, std::cmp::Reverse(restarts), std::cmp::Reverse(created))
+}
+
 /// Reconcile one Deployment: its ReplicaSet(s), pods and status.
 #[allow(clippy::too_many_lines)]
 pub(crate) fn reconcile_deployment(
@@ -879,13 +946,8 @@ pub(crate) fn reconcile_deployment(
 
     let mut plans = Vec::new();
     let mut desired: BTreeSet<String> = BTreeSet::new();
-    for i in 0..u32::try_from(replicas).unwrap_or(0) {
-        let pod_name = match ctl.salts.get(&(ns.to_string(), rs_name.clone(), i)) {
-            None | Some(0) => format!("{rs_name}-{}", util::suffix(&[&rs_name, &i.to_string()], 5)),
-            Some(salt) => {
-                format!("{rs_name}-{}", util::suffix(&[&rs_name, &i.to_string(), &salt.to_string()], 5))
-            }
-        };
+    for i in replica_set_indices(store, ctl, ns, &rs_name, u32::try_from(replicas).unwrap_or(0)) {
+        let pod_name = replica_set_pod_name(ctl, ns, &rs_name, i);
         ctl.pod_index.insert((ns.to_string(), pod_name.clone()), (rs_name.clone(), i));
         let scale_up = !ctl.initial && store.get(&key("", "pods"), ns, &pod_name).is_none();
         let b = ctl.behaviour(ns, name, i, &labels, scale_up, &ctl.default.clone());

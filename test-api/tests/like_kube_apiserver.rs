@@ -321,3 +321,47 @@ fn proxy_errors_are_the_real_servers() {
         );
     }
 }
+
+/// A Deployment scaled down loses the pods the ReplicaSet controller ranks first: an unready pod
+/// before ready ones, then the lowest `controller.kubernetes.io/pod-deletion-cost`; not simply the
+/// newest or the highest index. (A crash-looping pod therefore does not survive a scale-in.)
+#[test]
+fn a_scale_down_removes_unready_then_cheapest_pods_first() {
+    for backend in backends() {
+        let api = TestApi::builder()
+            .backend(backend)
+            .fixture("helm/default.yaml")
+            .replicas("my-release-milvus-datanode", 4)
+            .pod_behaviour("my-release-milvus-datanode", 2, milvus_test_api::PodBehaviour::oom_killed(3))
+            .start();
+        let datanodes = || -> Vec<Value> {
+            api.list_json("", "pods", Some("default"), Some("component=datanode")).expect("pods")
+        };
+        let name = |p: &Value| p["metadata"]["name"].as_str().expect("name").to_string();
+        let ready = |p: &Value| {
+            p["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        };
+        let before = datanodes();
+        assert_eq!(before.len(), 4, "{backend:?}");
+        let unready: Vec<String> = before.iter().filter(|p| !ready(p)).map(name).collect();
+        assert_eq!(unready.len(), 1, "{backend:?}: one crash-looping pod");
+        let mut healthy: Vec<String> = before.iter().filter(|p| ready(p)).map(name).collect();
+        healthy.sort();
+        // The cheapest to delete is the last by name, so that neither name nor age picks it.
+        let cheap = healthy.pop().expect("three ready pods");
+        api.patch_json(
+            "",
+            "pods",
+            Some("default"),
+            &cheap,
+            serde_json::json!({"metadata": {"annotations": {"controller.kubernetes.io/pod-deletion-cost": "-10"}}}),
+        )
+        .expect("annotate");
+        api.set_replicas(("apps", "deployments"), "default", "my-release-milvus-datanode", 2).expect("scale");
+        let mut after: Vec<String> = datanodes().iter().map(name).collect();
+        after.sort();
+        assert_eq!(after, healthy, "{backend:?}: the unready pod and the cheapest went");
+    }
+}

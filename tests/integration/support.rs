@@ -220,7 +220,8 @@ pub fn grouped_copy(docs: &[Value], deployment: &str, label: &str, group: &str, 
 }
 
 /// A scale-in of `my-release`'s datanode from 5 to 2 (plus `extra` arguments) that waits after its
-/// first step, because one datanode crash-loops: returns once the first step is written and the plugin
+/// first step, because every datanode crash-loops (one broken pod would not do: the ReplicaSet
+/// controller removes the unready pod first, and the rest are healthy): returns once the first step is written and the plugin
 /// reads the release to check its health, with the plugin still running.
 pub fn scale_in_waiting_after_its_first_step(extra: &[&str]) -> (TestApi, std::process::Child) {
     let api = TestApi::builder()
@@ -228,7 +229,7 @@ pub fn scale_in_waiting_after_its_first_step(extra: &[&str]) -> (TestApi, std::p
         .fixture("helm/default.yaml")
         .helm_install(true)
         .replicas("my-release-milvus-datanode", 5)
-        .pod_behaviour("my-release-milvus-datanode", 0, PodBehaviour::oom_killed(3))
+        .workload_behaviour("my-release-milvus-datanode", PodBehaviour::oom_killed(3))
         .start();
     api.clear_requests();
     let args = [&["scale", "my-release", "datanode=2", "--timeout", "60s"][..], extra].concat();
