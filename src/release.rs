@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 
 use crate::client::Kube;
-use crate::client::read::{self, Kinds, Note, NoteKind, Scope};
+use crate::client::read::{self, Kinds, Note, NoteKind, Pods, Scope};
 use crate::error::Error;
 use crate::milvus::{self, DiscoveryOptions, Inventory, Milvus, Release};
 
@@ -32,11 +32,14 @@ impl Found {
     }
 }
 
-/// Reads the namespace (or the cluster with -A) once, one concurrent list per kind, and picks the release.
+/// Reads the namespace (or the cluster with -A) once, one concurrent list per kind (the pods by the
+/// release's labels), and picks the release.
 pub async fn find(kube: &Kube, lookup: &Lookup<'_>) -> Result<Found, Error> {
     let scope =
         if lookup.all_namespaces { Scope::AllNamespaces } else { Scope::Namespace(kube.namespace.clone()) };
-    let reading = read::read(kube, &scope, Kinds { pods: true, hpas: true, milvuses: true }).await?;
+    let release = [lookup.name.to_string()];
+    let kinds = Kinds { pods: true, hpas: true, milvuses: true };
+    let reading = read::read_with(kube, &scope, kinds, Pods::OfReleases(&release)).await?;
     let options = DiscoveryOptions { name_label: lookup.name_label.to_string(), now: Timestamp::now() };
     let releases = milvus::discover(&reading.inventory, &options);
     // A missing Milvus CRD only matters to `list`: this release was found (or not) either way.

@@ -69,6 +69,10 @@ pub struct KubeFlags {
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_request_timeout, help_heading = HEADING)]
     pub request_timeout: Option<RequestTimeout>,
 
+    /// Return large lists in chunks rather than all at once. Pass 0 to disable.
+    #[arg(long, global = true, value_name = "N", default_value_t = 500, help_heading = HEADING)]
+    pub chunk_size: u32,
+
     /// Number for the log level verbosity; 6 and above log every HTTP request (method, URL, status, latency).
     #[arg(short = 'v', long = "v", global = true, value_name = "LEVEL", default_value_t = 0, help_heading = HEADING)]
     pub verbosity: u8,

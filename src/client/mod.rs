@@ -6,6 +6,8 @@ pub mod names;
 pub mod policy;
 pub mod read;
 pub mod selector;
+mod slim;
+mod transport;
 
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
@@ -28,6 +30,8 @@ pub struct Kube {
     pub namespace: String,
     /// `host:port` of the API server, for error messages.
     pub server: String,
+    /// Objects per list request (`--chunk-size`; 0: every list in one reply).
+    pub chunk_size: u32,
 }
 
 impl Kube {
@@ -37,8 +41,12 @@ impl Kube {
         let server = server_display(&config.cluster_url);
         let namespace = config.default_namespace.clone();
         let base_url = config.cluster_url.to_string().trim_end_matches('/').to_string();
-        let builder =
-            kube::client::ClientBuilder::try_from(config).map_err(|e| Error::Config(e.to_string()))?;
+        let builder = match transport::client_builder(&config).map_err(|e| Error::Config(e.to_string()))? {
+            Some(builder) => builder,
+            None => {
+                kube::client::ClientBuilder::try_from(config).map_err(|e| Error::Config(e.to_string()))?
+            }
+        };
         // Innermost first: a cloneable stack (retries send a request again), each attempt logged, reads
         // retried, and the whole within the request deadline.
         let client = builder
@@ -47,7 +55,7 @@ impl Kube {
             .with_layer(&RetryLayer::new(ReadRetry::new()))
             .with_layer(&option_layer(deadlines.request.map(TimeoutLayer::new)))
             .build();
-        Ok(Self { client, namespace, server })
+        Ok(Self { client, namespace, server, chunk_size: flags.chunk_size })
     }
 }
 

@@ -90,10 +90,14 @@ fn retry_after<B>(response: &Response<B>) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-/// The connection ended before a reply: reset, closed, or an incomplete message. Not a timeout (the
-/// server may still be working on it) and not a refused connection (retrying will not help).
+/// The connection ended before a reply: reset, closed, or an incomplete message; over HTTP/2, the
+/// server reset the request's stream or closed the connection. Not a timeout (the server may still
+/// be working on it) and not a refused connection (retrying will not help).
 pub fn is_closed_before_reply(error: &(dyn std::error::Error + 'static)) -> bool {
     std::iter::successors(Some(error), |e| e.source()).any(|e| {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return (h2.is_remote() && (h2.is_reset() || h2.is_go_away())) || h2.is_io();
+        }
         if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
             return hyper.is_incomplete_message() || hyper.is_canceled();
         }

@@ -1,13 +1,15 @@
-//! Reading the objects the Milvus model needs: one list per kind, all issued concurrently.
+//! Reading the objects the Milvus model needs: one list per kind (pods: two label-selected lists when
+//! the releases are known), all issued concurrently, each read page by page.
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
-use kube::{Api, Client};
+use kube::Resource;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, ObjectList};
 use serde::de::DeserializeOwned;
 
 use super::Kube;
+use super::slim::SlimPod;
 use crate::error::Error;
 use crate::milvus::{Inventory, Milvus};
 
@@ -61,36 +63,113 @@ pub fn milvus_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("milvus.io", "v1beta1", "Milvus"), "milvuses")
 }
 
-fn api<K>(client: &Client, scope: &Scope) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match scope {
-        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
-        Scope::AllNamespaces => Api::all(client.clone()),
+impl Scope {
+    fn namespace(&self) -> Option<&str> {
+        match self {
+            Scope::Namespace(ns) => Some(ns),
+            Scope::AllNamespaces => None,
+        }
     }
 }
 
-async fn list<K>(client: &Client, scope: &Scope) -> Result<Vec<K>, kube::Error>
+async fn list<K>(kube: &Kube, scope: &Scope) -> Result<Vec<K>, kube::Error>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
+        + DeserializeOwned,
 {
-    Ok(api::<K>(client, scope).list(&ListParams::default()).await?.items)
+    list_pages(kube, &K::url_path(&(), scope.namespace()), None).await
+}
+
+/// Every page of the list at `url`, optionally label-selected, each page decoded as `T` (which may
+/// hold less than the whole object: serde skips what `T` does not name). Pages hold `--chunk-size`
+/// objects (500, as kubectl), so no single reply holds a large list; together they are one
+/// consistent snapshot (the `continue` token pins the resourceVersion).
+async fn list_pages<T>(kube: &Kube, url: &str, selector: Option<&str>) -> Result<Vec<T>, kube::Error>
+where
+    T: Clone + DeserializeOwned,
+{
+    let request = kube::core::Request::new(url);
+    let mut params = ListParams::default();
+    if kube.chunk_size > 0 {
+        params = params.limit(kube.chunk_size);
+    }
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
+    let mut items = Vec::new();
+    loop {
+        let page: ObjectList<T> =
+            kube.client.request(request.list(&params).map_err(kube::Error::BuildRequest)?).await?;
+        items.extend(page.items);
+        match page.metadata.continue_.filter(|token| !token.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// Which pods to read.
+#[derive(Debug, Clone, Copy)]
+pub enum Pods<'a> {
+    /// Every pod in the scope.
+    All,
+    /// Only the pods of these releases, selected by the server.
+    OfReleases(&'a [String]),
+}
+
+/// Pods, decoded as [`SlimPod`]s: only what the model reads is kept.
+async fn list_pods(kube: &Kube, scope: &Scope, selector: Option<&str>) -> Result<Vec<Pod>, kube::Error> {
+    let url = Pod::url_path(&(), scope.namespace());
+    Ok(list_pages::<SlimPod>(kube, &url, selector).await?.into_iter().map(Pod::from).collect())
+}
+
+/// The names under which a release's pods are labelled: the release itself, and for an operator
+/// release its dependencies, which the operator installs as Helm releases of their own.
+fn pod_release_names(releases: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = releases
+        .iter()
+        .flat_map(|r| {
+            [String::new(), "-etcd".into(), "-minio".into(), "-pulsar".into(), "-kafka".into()]
+                .into_iter()
+                .map(move |suffix| format!("{r}{suffix}"))
+        })
+        .filter(|n| n.len() <= 63)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The pods of `releases`: every pod of a Milvus release or of its dependencies carries the release
+/// name in `app.kubernetes.io/instance` (Milvus, etcd, kafka) or `release` (minio, pulsar), so two
+/// label-selected lists, issued concurrently, read them all and no pod of another application.
+async fn list_release_pods(kube: &Kube, scope: &Scope, releases: &[String]) -> Result<Vec<Pod>, kube::Error> {
+    let names = pod_release_names(releases);
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let set = names.join(",");
+    let by_instance = format!("app.kubernetes.io/instance in ({set})");
+    let by_release = format!("release in ({set})");
+    let (instance, release) = futures::try_join!(
+        list_pods(kube, scope, Some(&by_instance)),
+        list_pods(kube, scope, Some(&by_release))
+    )?;
+    let mut seen = std::collections::HashSet::new();
+    Ok(instance
+        .into_iter()
+        .chain(release)
+        .filter(|pod| seen.insert((pod.metadata.namespace.clone(), pod.metadata.name.clone())))
+        .collect())
 }
 
 /// Lists `Milvus` objects through the dynamic API, so that one object the plugin cannot read (a field of
 /// an unexpected type) leaves only that object out; its release is then shown as one whose `Milvus`
 /// object could not be read.
-async fn list_milvuses(client: &Client, scope: &Scope) -> Result<Vec<Milvus>, kube::Error> {
-    let resource = milvus_resource();
-    let api: Api<DynamicObject> = match scope {
-        Scope::Namespace(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        Scope::AllNamespaces => Api::all_with(client.clone(), &resource),
-    };
-    let items = api.list(&ListParams::default()).await?.items;
+async fn list_milvuses(kube: &Kube, scope: &Scope) -> Result<Vec<Milvus>, kube::Error> {
+    let url = DynamicObject::url_path(&milvus_resource(), scope.namespace());
+    let items: Vec<DynamicObject> = list_pages(kube, &url, None).await?;
     Ok(items
         .into_iter()
         .filter_map(|o| serde_json::to_value(o).ok().and_then(|v| Milvus::from_value(v).ok()))
@@ -100,13 +179,23 @@ async fn list_milvuses(client: &Client, scope: &Scope) -> Result<Vec<Milvus>, ku
 /// Reads Deployments and StatefulSets (required) and the optional kinds, concurrently: one request each.
 /// A failure to read an optional kind becomes a [`Note`]; a failure to reach the server is an error.
 pub async fn read(kube: &Kube, scope: &Scope, kinds: Kinds) -> Result<Reading, Error> {
-    let client = &kube.client;
+    read_with(kube, scope, kinds, Pods::All).await
+}
+
+/// As [`read`], with the pods (when `kinds.pods`) limited to `pods`.
+pub async fn read_with(kube: &Kube, scope: &Scope, kinds: Kinds, pods: Pods<'_>) -> Result<Reading, Error> {
+    let pod_list = async {
+        match pods {
+            Pods::All => list_pods(kube, scope, None).await,
+            Pods::OfReleases(releases) => list_release_pods(kube, scope, releases).await,
+        }
+    };
     let (deployments, stateful_sets, pods, hpas, milvuses) = futures::join!(
-        list::<Deployment>(client, scope),
-        list::<StatefulSet>(client, scope),
-        optional(kinds.pods, list::<Pod>(client, scope)),
-        optional(kinds.hpas, list::<HorizontalPodAutoscaler>(client, scope)),
-        optional(kinds.milvuses, list_milvuses(client, scope)),
+        list::<Deployment>(kube, scope),
+        list::<StatefulSet>(kube, scope),
+        optional(kinds.pods, pod_list),
+        optional(kinds.hpas, list::<HorizontalPodAutoscaler>(kube, scope)),
+        optional(kinds.milvuses, list_milvuses(kube, scope)),
     );
     let fail = |e| Error::api(e, &kube.server);
     let mut notes = Vec::new();
@@ -118,6 +207,17 @@ pub async fn read(kube: &Kube, scope: &Scope, kinds: Kinds) -> Result<Reading, E
         milvuses: soft(milvuses, "milvuses.milvus.io", scope, &mut notes).map_err(fail)?,
     };
     Ok(Reading { inventory, notes })
+}
+
+/// Only the pods of `releases` (two label-selected lists); a refusal becomes a [`Note`] and no pods.
+pub async fn read_pods(
+    kube: &Kube,
+    scope: &Scope,
+    releases: &[String],
+    notes: &mut Vec<Note>,
+) -> Result<Vec<Pod>, Error> {
+    let pods = list_release_pods(kube, scope, releases).await;
+    soft(pods, "pods", scope, notes).map_err(|e| Error::api(e, &kube.server))
 }
 
 async fn optional<T>(

@@ -105,7 +105,8 @@ impl<'a> Waiter<'a> {
     pub async fn read(&self) -> Result<(Option<Release>, Option<Milvus>), Error> {
         let scope = Scope::Namespace(self.namespace.to_string());
         let kinds = Kinds { pods: true, hpas: false, milvuses: self.operator };
-        let reading = read::read(self.kube, &scope, kinds).await?;
+        let release = [self.release.to_string()];
+        let reading = read::read_with(self.kube, &scope, kinds, read::Pods::OfReleases(&release)).await?;
         let options = DiscoveryOptions { name_label: self.name_label.to_string(), now: Timestamp::now() };
         let release =
             milvus::discover(&reading.inventory, &options).into_iter().find(|r| r.name == self.release);

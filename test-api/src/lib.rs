@@ -147,6 +147,7 @@ pub use faults::{Fault, FaultAction};
 pub use fixtures::{FIXTURE_RELEASE, MilvusStatus, decode_helm_release, fixtures_dir, parse_yaml_docs};
 pub use label_selector::Selector as LabelSelector;
 pub use pod_http::{DEFAULT_PORT as POD_HTTP_PORT, HttpReply};
+pub use proxy::ConnectionRecord;
 pub use resources::ResKey;
 pub use selector::FieldSelector;
 
@@ -712,7 +713,18 @@ impl TestApi {
         self.proxy.merge(self.backend.requests())
     }
 
-    /// Forget the recorded requests.
+    /// The URL of the same API behind a listener that offers HTTP/1.1 only (ALPN `http/1.1`).
+    pub fn http1_only_url(&self) -> String {
+        self.proxy.http1_only_url.clone()
+    }
+
+    /// The TLS connections clients opened to the test API (its proxy) since the start or the last
+    /// [`TestApi::clear_requests`], with the protocol each agreed on.
+    pub fn connections(&self) -> Vec<ConnectionRecord> {
+        self.proxy.connections()
+    }
+
+    /// Forget the recorded requests (and connections).
     pub fn clear_requests(&self) {
         self.backend.clear_requests();
         self.proxy.clear_requests();

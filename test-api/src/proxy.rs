@@ -55,6 +55,15 @@ struct Shared {
     connector: tokio_rustls::TlsConnector,
     stop: tokio::sync::watch::Sender<bool>,
     closed: AtomicBool,
+    /// The TLS connections clients opened, in order.
+    connections: Mutex<Vec<ConnectionRecord>>,
+}
+
+/// A TLS connection a client opened to the test API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    /// The protocol agreed by ALPN (`h2`, `http/1.1`), empty when the client offered none.
+    pub protocol: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -67,6 +76,8 @@ pub(crate) struct Proxy {
     runtime: Option<tokio::runtime::Runtime>,
     /// `https://127.0.0.1:PORT`.
     pub url: String,
+    /// The same proxy, offering HTTP/1.1 only.
+    pub http1_only_url: String,
     pub port: u16,
     /// PEM of the CA that signed the proxy's certificate.
     pub ca_pem: String,
@@ -124,6 +135,10 @@ impl Proxy {
             .block_on(TcpListener::bind(("127.0.0.1", port)))
             .map_err(|e| format!("proxy: cannot listen: {e}"))?;
         let port = listener.local_addr().map_err(err)?.port();
+        let h1_listener = runtime
+            .block_on(TcpListener::bind(("127.0.0.1", 0)))
+            .map_err(|e| format!("proxy: cannot listen: {e}"))?;
+        let h1_port = h1_listener.local_addr().map_err(err)?.port();
         let shared = Arc::new(Shared {
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(Log::default()),
@@ -133,12 +148,20 @@ impl Proxy {
             connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
             stop: tokio::sync::watch::channel(false).0,
             closed: AtomicBool::new(false),
+            connections: Mutex::new(Vec::new()),
         });
-        runtime.spawn(accept_loop(shared.clone(), listener, own.server_config));
+        // Clients may speak HTTP/2 here, as to a real API server; the backend is reached over HTTP/1.1.
+        let mut server = (*own.server_config).clone();
+        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        runtime.spawn(accept_loop(shared.clone(), listener, Arc::new(server)));
+        // The same proxy on a second port that offers HTTP/1.1 only, as some proxies in front of API
+        // servers do.
+        runtime.spawn(accept_loop(shared.clone(), h1_listener, own.server_config.clone()));
         Ok(Proxy {
             shared,
             runtime: Some(runtime),
             url: format!("https://127.0.0.1:{port}"),
+            http1_only_url: format!("https://127.0.0.1:{h1_port}"),
             port,
             ca_pem: own.ca_pem,
         })
@@ -181,6 +204,11 @@ impl Proxy {
         let mut log = lock(&self.shared.log);
         log.answered.clear();
         log.tampered.clear();
+        lock(&self.shared.connections).clear();
+    }
+
+    pub fn connections(&self) -> Vec<ConnectionRecord> {
+        lock(&self.shared.connections).clone()
     }
 }
 
@@ -246,13 +274,17 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Arc<rustls
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;
             };
+            let protocol = tls.get_ref().1.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned());
+            lock(&shared.connections).push(ConnectionRecord { protocol: protocol.unwrap_or_default() });
             if stall == Some(FaultAction::StallAfterTls) {
                 std::future::pending::<()>().await;
                 drop(tls);
                 return;
             }
             let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
+            // HTTP/1.1 or HTTP/2, whichever the client speaks. A fault that drops a request fails
+            // its service call: HTTP/1.1 closes the connection, HTTP/2 resets that stream only.
+            let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
                 .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
                 .await;
         });
@@ -456,6 +488,8 @@ async fn forward(
     }
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     parts.uri = path_and_query.parse().map_err(err)?;
+    // The client may have spoken HTTP/2 to the proxy; the backend connection is HTTP/1.1.
+    parts.version = http::Version::HTTP_11;
     let req = Request::from_parts(parts, axum::body::Body::from(body));
     sender.send_request(req).await.map_err(err)
 }

@@ -238,7 +238,7 @@ fn verbosity_six_logs_each_request_without_credentials() {
     for level in ["-v=6", "--v=10"] {
         let out = kubectl(&api, &["status", "my-release", level]).success();
         let lines: Vec<&str> = out.stderr.lines().collect();
-        assert_eq!(lines.len(), 6, "{}", out.stderr);
+        assert_eq!(lines.len(), 7, "{}", out.stderr);
         for line in &lines {
             assert!(line.starts_with(&format!("GET {}/", api.url())), "{line}");
             assert!(line.contains(" 200 OK in ") && line.ends_with(" milliseconds"), "{line}");
@@ -317,4 +317,42 @@ fn a_closed_pipe_is_not_an_error() {
     let output = child.wait_with_output().expect("wait");
     assert!(output.status.code() == Some(0), "{output:?}");
     assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"));
+}
+
+/// Every command opens one TLS connection and sends all its requests over it as HTTP/2 streams,
+/// even the lists it issues together.
+#[test]
+fn each_command_uses_one_http2_connection() {
+    let api = three_releases();
+    for args in [
+        &["status", "search", "-n", "prod"][..],
+        &["list", "-A"][..],
+        &["scale", "my-release", "querynode=2", "--dry-run=client"][..],
+        &["scale", "my-release", "datanode=2"][..],
+    ] {
+        api.clear_requests();
+        run(&api, args).success();
+        let requests = api.requests().len();
+        assert!(requests >= 5, "{args:?}: {requests} requests");
+        let protocols: Vec<String> = api.connections().into_iter().map(|c| c.protocol).collect();
+        assert_eq!(protocols, ["h2"], "{args:?}: {requests} requests");
+    }
+}
+
+/// A server that speaks only HTTP/1.1 still gets every request: one connection per request in
+/// flight, as before.
+#[test]
+fn a_server_without_http2_is_spoken_to_in_http1() {
+    let api = three_releases();
+    let dir = tempfile::tempdir().expect("tmp");
+    let h1 = api.http1_only_url();
+    let kubeconfig =
+        std::fs::read_to_string(api.kubeconfig_path()).expect("kubeconfig").replace(api.url(), &h1);
+    let path = write(dir.path(), "kubeconfig", &kubeconfig);
+    api.clear_requests();
+    let out = run_via(Via::Binary, Some(&path), &["status", "search", "-n", "prod"]).success();
+    assert!(out.stdout.contains("search"), "{}", out.stdout);
+    assert_eq!(api.requests().len(), 7);
+    let protocols: Vec<String> = api.connections().into_iter().map(|c| c.protocol).collect();
+    assert!(!protocols.is_empty() && protocols.iter().all(|p| p == "http/1.1"), "{protocols:?}");
 }

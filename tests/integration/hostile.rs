@@ -253,9 +253,22 @@ fn reads_are_retried_and_writes_are_not() {
     api.set_fault(Fault::drop_connection().on("GET", "*/statefulsets").times(1));
     api.clear_requests();
     run(&api, &["status", "my-release"]).success();
-    let pods: Vec<u16> =
-        api.requests().iter().filter(|r| r.path.ends_with("/pods")).map(|r| r.status).collect();
-    assert_eq!(pods, [503, 200], "the pod list was tried again after the 503");
+    // The release's pods are two label-selected lists: the one answered 503 is sent again, once.
+    let mut pods: Vec<(String, Vec<u16>)> = Vec::new();
+    for r in api.requests().iter().filter(|r| r.path.ends_with("/pods")) {
+        let selector = r.query_param("labelSelector").unwrap_or_default().to_string();
+        match pods.iter_mut().find(|(s, _)| *s == selector) {
+            Some((_, statuses)) => statuses.push(r.status),
+            None => pods.push((selector, vec![r.status])),
+        }
+    }
+    pods.sort_by_key(|(_, statuses)| statuses.len());
+    let statuses: Vec<&[u16]> = pods.iter().map(|(_, s)| s.as_slice()).collect();
+    assert_eq!(
+        statuses,
+        [&[200][..], &[503, 200][..]],
+        "the pod list was tried again after the 503: {pods:?}"
+    );
     api.clear_faults();
     api.set_fault(Fault::status(503).on("PATCH", "*/deployments/my-release-milvus-querynode").times(1));
     api.clear_requests();

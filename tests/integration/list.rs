@@ -157,14 +157,30 @@ fn list_all_namespaces_makes_one_concurrent_list_per_kind() {
         request_lines(&requests),
         [
             "GET /api/v1/pods",
+            "GET /api/v1/pods",
             "GET /apis/apps/v1/deployments",
             "GET /apis/apps/v1/statefulsets",
             "GET /apis/milvus.io/v1beta1/milvuses",
         ]
     );
     assert!(requests.iter().all(|r| r.verb.as_deref() == Some("list") && !r.is_mutating()));
+    // Every list is paged.
+    assert!(requests.iter().all(|r| r.query_param("limit") == Some("500")), "{requests:?}");
+    // Pods are read after the releases are known, and only theirs (and their dependencies').
+    let set = "my-release,my-release-etcd,my-release-kafka,my-release-minio,my-release-pulsar,\
+               search,search-etcd,search-kafka,search-minio,search-pulsar,\
+               vectors,vectors-etcd,vectors-kafka,vectors-minio,vectors-pulsar";
+    let mut selectors: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/pods"))
+        .filter_map(|r| r.query_param("labelSelector"))
+        .collect();
+    selectors.sort();
+    assert_eq!(selectors, [format!("app.kubernetes.io/instance in ({set})"), format!("release in ({set})")]);
+    let first_pods = requests.iter().position(|r| r.path.ends_with("/pods")).expect("pods");
+    assert!(requests[..first_pods].iter().filter(|r| !r.path.ends_with("/pods")).count() == 3);
     // Nothing else: no discovery round-trips either.
-    assert_eq!(api.requests().len(), 4);
+    assert_eq!(api.requests().len(), 5);
 }
 
 #[test]
@@ -175,6 +191,7 @@ fn list_in_a_namespace_stays_in_it() {
     assert_eq!(
         request_lines(&api.requests()),
         [
+            "GET /api/v1/namespaces/prod/pods",
             "GET /api/v1/namespaces/prod/pods",
             "GET /apis/apps/v1/namespaces/prod/deployments",
             "GET /apis/apps/v1/namespaces/prod/statefulsets",

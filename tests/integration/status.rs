@@ -241,6 +241,7 @@ fn status_makes_one_concurrent_list_per_kind_in_the_namespace() {
         request_lines(&requests),
         [
             "GET /api/v1/namespaces/prod/pods",
+            "GET /api/v1/namespaces/prod/pods",
             "GET /api/v1/namespaces/prod/secrets",
             "GET /apis/apps/v1/namespaces/prod/deployments",
             "GET /apis/apps/v1/namespaces/prod/statefulsets",
@@ -252,9 +253,21 @@ fn status_makes_one_concurrent_list_per_kind_in_the_namespace() {
     let secrets = requests.iter().find(|r| r.path.ends_with("/secrets")).expect("secrets request");
     assert_eq!(secrets.query_param("labelSelector"), Some("owner=helm,name=search,status=deployed"));
     assert!(requests.iter().all(|r| r.verb.as_deref() == Some("list")));
-    let others = requests.iter().filter(|r| !r.path.ends_with("/secrets"));
+    // The release's pods by its two labels (its own and, for an operator release, its dependencies'
+    // release names): never every pod of the namespace.
+    let set = "search,search-etcd,search-kafka,search-minio,search-pulsar";
+    let mut pods: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/pods"))
+        .filter_map(|r| r.query_param("labelSelector"))
+        .collect();
+    pods.sort();
+    assert_eq!(pods, [format!("app.kubernetes.io/instance in ({set})"), format!("release in ({set})")]);
+    let others = requests.iter().filter(|r| !r.path.ends_with("/secrets") && !r.path.ends_with("/pods"));
     assert!(others.clone().all(|r| r.query_param("labelSelector").is_none()));
-    assert!(others.clone().all(|r| r.query_param("limit").is_none()));
+    // Lists are read in pages of 500 (the Helm record is one Secret, read whole).
+    let lists = requests.iter().filter(|r| !r.path.ends_with("/secrets"));
+    assert!(lists.clone().all(|r| r.query_param("limit") == Some("500")));
 }
 
 #[test]
@@ -328,3 +341,65 @@ fn watch_refreshes_until_interrupted() {
 }
 
 use std::process::Command;
+
+/// A release with more pods than one page is read page by page (`limit` from `--chunk-size`, 500 by
+/// default, then `continue`), and every pod of it is in the status; another application's pods in
+/// the namespace are never read. `--chunk-size 0` reads each list in one reply.
+#[test]
+fn a_release_larger_than_a_page_is_read_in_pages_and_nothing_else_is() {
+    let web = serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}
+    });
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("helm/default.yaml")
+        .helm_install(true)
+        .objects(vec![web])
+        .replicas("my-release-milvus-querynode", 4)
+        .start();
+    let whole = run(&api, &["status", "my-release", "-o", "json", "--chunk-size", "0"]).success().json();
+    api.clear_requests();
+    let json = run(&api, &["status", "my-release", "-o", "json", "--chunk-size", "3"]).success().json();
+    assert_eq!(json, whole, "the same status, read in pages");
+    let querynode = json["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .find(|c| c["displayName"] == "querynode")
+        .expect("querynode row");
+    assert_eq!(querynode["ready"], 4);
+    assert_eq!(querynode["pods"].as_array().map(Vec::len), Some(4));
+    assert_eq!(json["health"], "Healthy", "{}", json["health"]);
+    // Milvus and etcd pods carry the instance label, minio's the release label.
+    let pods = api.list_json("", "pods", Some("default"), None).expect("pods");
+    let labelled = |key: &str| {
+        pods.iter().filter(|p| p["metadata"]["labels"][key].as_str() == Some("my-release")).count()
+    };
+    // n pods in pages of 3; a server may end a full last page with a `continue` to an empty one.
+    let pages = |n: usize| n.div_ceil(3)..=n.div_ceil(3) + 1;
+    let requests: Vec<RequestRecord> =
+        api.requests().into_iter().filter(|r| r.path.ends_with("/pods")).collect();
+    let by = |prefix: &str| -> Vec<&RequestRecord> {
+        requests
+            .iter()
+            .filter(|r| r.query_param("labelSelector").is_some_and(|s| s.starts_with(prefix)))
+            .collect()
+    };
+    let instance = by("app.kubernetes.io/instance in (");
+    let release = by("release in (");
+    assert!(pages(labelled("app.kubernetes.io/instance")).contains(&instance.len()), "{requests:?}");
+    assert!(pages(labelled("release")).contains(&release.len()), "{requests:?}");
+    assert!(instance.len() > 1 && release.len() > 1, "both lists paged: {requests:?}");
+    assert_eq!(instance.len() + release.len(), requests.len(), "no other pod list: {requests:?}");
+    for list in [&instance, &release] {
+        assert!(list.iter().all(|r| r.query_param("limit") == Some("3")), "{list:?}");
+        assert!(list[0].query_param("continue").is_none());
+        assert!(list[1..].iter().all(|r| r.query_param("continue").is_some()), "{list:?}");
+    }
+    let web_pods = api.list_json("", "pods", Some("default"), Some("app=web")).expect("web pods");
+    assert_eq!(web_pods.len(), 3, "the other application is there, just not read");
+}

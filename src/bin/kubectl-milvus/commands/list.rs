@@ -124,8 +124,20 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     let kube = Kube::connect(flags).await?;
     let scope =
         if args.all_namespaces { Scope::AllNamespaces } else { Scope::Namespace(kube.namespace.clone()) };
-    let reading = read::read(&kube, &scope, Kinds { pods: true, hpas: false, milvuses: true }).await?;
+    // First the workloads and Milvus objects (few), to find the releases; then only their pods, so
+    // that the pods of other applications are never read.
+    let mut reading = read::read(&kube, &scope, Kinds { pods: false, hpas: false, milvuses: true }).await?;
     let options = DiscoveryOptions { name_label: args.name.label.clone(), now: Timestamp::now() };
+    let names: Vec<String> = {
+        let mut names: Vec<String> =
+            milvus::discover(&reading.inventory, &options).into_iter().map(|r| r.name).collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    if !names.is_empty() {
+        reading.inventory.pods = read::read_pods(&kube, &scope, &names, &mut reading.notes).await?;
+    }
     let mut releases = milvus::discover(&reading.inventory, &options);
     if let Some(selector) = &args.selector {
         releases.retain(|r| release_matches(r, &reading.inventory, selector, &args.name.label));
