@@ -263,3 +263,24 @@ fn soft<T>(
         Err(other) => Err(other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_release_is_selected_with_its_operator_dependencies_once_each() {
+        let names = pod_release_names(&["b".into(), "a".into(), "a".into()]);
+        assert_eq!(
+            names,
+            [
+                "a", "a-etcd", "a-kafka", "a-minio", "a-pulsar", "b", "b-etcd", "b-kafka", "b-minio",
+                "b-pulsar"
+            ]
+        );
+        // A label value is at most 63 characters: a dependency name longer than that cannot exist.
+        let long = "x".repeat(58);
+        assert_eq!(pod_release_names(std::slice::from_ref(&long)), [long.clone(), format!("{long}-etcd")]);
+        assert!(pod_release_names(&[]).is_empty());
+    }
+}
