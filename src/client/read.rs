@@ -9,7 +9,7 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Object
 use serde::de::DeserializeOwned;
 
 use super::Kube;
-use super::slim::SlimPod;
+use super::slim::{SlimDeployment, SlimPod, SlimStatefulSet};
 use crate::error::Error;
 use crate::milvus::{Inventory, Milvus};
 
@@ -79,6 +79,16 @@ where
         + DeserializeOwned,
 {
     list_pages(kube, &K::url_path(&(), scope.namespace()), None).await
+}
+
+/// Objects of kind `K` read as their slim form `S` (see [`super::slim`]).
+async fn list_slim<K, S>(kube: &Kube, scope: &Scope) -> Result<Vec<K>, kube::Error>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + From<S>,
+    S: Clone + DeserializeOwned,
+{
+    let items: Vec<S> = list_pages(kube, &K::url_path(&(), scope.namespace()), None).await?;
+    Ok(items.into_iter().map(K::from).collect())
 }
 
 /// Every page of the list at `url`, optionally label-selected, each page decoded as `T` (which may
@@ -191,8 +201,8 @@ pub async fn read_with(kube: &Kube, scope: &Scope, kinds: Kinds, pods: Pods<'_>)
         }
     };
     let (deployments, stateful_sets, pods, hpas, milvuses) = futures::join!(
-        list::<Deployment>(kube, scope),
-        list::<StatefulSet>(kube, scope),
+        list_slim::<Deployment, SlimDeployment>(kube, scope),
+        list_slim::<StatefulSet, SlimStatefulSet>(kube, scope),
         optional(kinds.pods, pod_list),
         optional(kinds.hpas, list::<HorizontalPodAutoscaler>(kube, scope)),
         optional(kinds.milvuses, list_milvuses(kube, scope)),
