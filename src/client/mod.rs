@@ -1,6 +1,7 @@
 //! The Kubernetes client: kubeconfig loading with kubectl's overrides, request logging, error mapping.
 
 pub mod flags;
+pub mod follow;
 mod logging;
 pub mod names;
 pub mod policy;
@@ -28,6 +29,9 @@ pub struct Kube {
     pub namespace: String,
     /// `host:port` of the API server, for error messages.
     pub server: String,
+    /// How long an open connection may stay silent (`--request-timeout`, else 60 s): watches ask the
+    /// server to end them before that, so that a quiet watch is renewed rather than cut off.
+    pub read_timeout: std::time::Duration,
 }
 
 impl Kube {
@@ -47,7 +51,7 @@ impl Kube {
             .with_layer(&RetryLayer::new(ReadRetry::new()))
             .with_layer(&option_layer(deadlines.request.map(TimeoutLayer::new)))
             .build();
-        Ok(Self { client, namespace, server })
+        Ok(Self { client, namespace, server, read_timeout: deadlines.read })
     }
 }
 

@@ -163,3 +163,11 @@ fn soft<T>(
         Err(other) => Err(other),
     }
 }
+
+/// The note for a refusal to read `resource` (forbidden, absent resource type), by the same rules as
+/// [`read`] (`Some`); any other error is given back. Used by the watches of [`super::follow`].
+pub fn soft_note(error: kube::Error, resource: &str, scope: &Scope) -> Result<Option<Note>, kube::Error> {
+    let mut notes = Vec::new();
+    soft::<()>(Err(error), resource, scope, &mut notes)?;
+    Ok(notes.pop())
+}

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -322,7 +322,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     };
 
     // Answered (or dropped) here: the server never sees it.
-    if let Some(action @ (FaultAction::Status { .. } | FaultAction::Drop)) = &decision.action {
+    if let Some(action @ (FaultAction::Status { .. } | FaultAction::Drop | FaultAction::WatchExpired)) =
+        &decision.action
+    {
         let hdr =
             |h: header::HeaderName| parts.headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
         let token =
@@ -371,6 +373,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 if let Some(secs) = decision.retry_after {
                     h.insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
                 }
+                Ok(r)
+            }
+            FaultAction::WatchExpired => {
+                rec.status = 200;
+                let event = json!({"type": "ERROR", "object": watch_expired_status(&query)});
+                let mut r = Response::new(Body::from(format!("{event}\n")));
+                let h = r.headers_mut();
+                h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+                h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache, private"));
                 Ok(r)
             }
             _ => {
@@ -520,4 +531,18 @@ mod tests {
         assert_eq!(verb_of("GET", "/apis/apps/v1", false), None);
         assert_eq!(verb_of("GET", "/version", false), None);
     }
+}
+
+/// The Status of a kube-apiserver's `ERROR` event for a watch from a compacted `resourceVersion`.
+pub(crate) fn watch_expired_status(query: &[(String, String)]) -> Value {
+    let asked = query.iter().find(|(k, _)| k == "resourceVersion").map_or("0", |(_, v)| v.as_str());
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": format!("too old resource version: {asked}"),
+        "reason": "Expired",
+        "code": 410,
+    })
 }
