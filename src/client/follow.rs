@@ -120,6 +120,9 @@ struct Stream {
     note: Option<Note>,
     /// The last error, until the stream yields something again.
     error: Option<watcher::Error>,
+    /// The kind could be listed but the server refuses to watch it (401, 403): waiting for it would be
+    /// waiting for nothing, so the next view is this error.
+    refused: Option<watcher::Error>,
 }
 
 #[derive(Debug, Default)]
@@ -218,6 +221,9 @@ impl Follow {
         loop {
             {
                 let mut state = self.shared.lock();
+                if let Some((index, error)) = refusal(&mut state) {
+                    return Err(self.error(index, error));
+                }
                 if self.seen.is_some() || state.streams.iter().all(|s| s.listed) {
                     let reading = self.view(&state);
                     self.seen = Some((state.version, Instant::now()));
@@ -243,6 +249,10 @@ impl Follow {
             return self.latest().await;
         };
         loop {
+            let refused = refusal(&mut self.shared.lock());
+            if let Some((index, error)) = refused {
+                return Err(self.error(index, error));
+            }
             if self.shared.lock().version != seen {
                 tokio::time::sleep_until(at + COALESCE).await;
                 let state = self.shared.lock();
@@ -317,6 +327,22 @@ impl Drop for Follow {
             task.abort();
         }
     }
+}
+
+/// A stream whose watch the server refused, and the refusal.
+fn refusal(state: &mut State) -> Option<(usize, watcher::Error)> {
+    state.streams.iter_mut().enumerate().find_map(|(i, s)| s.refused.take().map(|e| (i, e)))
+}
+
+/// 401 or 403: not allowed, and trying again will not change it.
+fn is_refusal(error: &watcher::Error) -> bool {
+    let code = match error {
+        watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code,
+        watcher::Error::WatchError(status) => status.code,
+        _ => return false,
+    };
+    matches!(code, 401 | 403)
 }
 
 fn api<K>(client: kube::Client, scope: &Scope) -> Api<K>
@@ -406,6 +432,10 @@ impl Task {
             Ok(watcher::Event::Delete(object)) => {
                 stream.objects.remove(&key(&object));
                 *version += 1;
+            }
+            Err(error) if stream.listed && is_refusal(&error) => {
+                stream.refused = Some(error);
+                return true;
             }
             Err(error) => {
                 if !stream.listed && self.kind.optional() {

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::Notify;
@@ -17,7 +16,7 @@ use super::engine::{Event, Reporter};
 use super::owner::Owner;
 use crate::client::Kube;
 use crate::client::follow::Follow;
-use crate::client::read::{self, Kinds, Reading, Scope};
+use crate::client::read::{Kinds, Reading, Scope};
 use crate::error::Error;
 use crate::milvus::{self, Component, DiscoveryOptions, ManagedBy, Milvus, PodProblem, Release};
 
@@ -44,18 +43,6 @@ impl Interrupt {
 
     pub fn is_set(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
-    }
-
-    /// Sleeps for `duration`, or less if interrupted; true when interrupted.
-    pub async fn sleep(&self, duration: Duration) -> bool {
-        let notified = self.notify.notified();
-        if self.is_set() {
-            return true;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(duration) => self.is_set(),
-            _ = notified => true,
-        }
     }
 
     /// Resolves once interrupted (at once if already).
@@ -122,12 +109,6 @@ impl<'a> Waiter<'a> {
     /// What is read while waiting: what `status` reads, without HPAs.
     fn kinds(&self) -> Kinds {
         Kinds { pods: true, hpas: false, milvuses: self.operator }
-    }
-
-    /// Reads the release once (the same requests as `status`, without HPAs), and its `Milvus` object.
-    pub async fn read(&self) -> Result<(Option<Release>, Option<Milvus>), Error> {
-        let reading = read::read(self.kube, &self.scope(), self.kinds()).await?;
-        Ok(self.find(reading))
     }
 
     /// The release and its `Milvus` object in `reading`.
