@@ -471,6 +471,20 @@ async fn forward(
     sender.send_request(req).await.map_err(err)
 }
 
+/// The Status of a kube-apiserver's `ERROR` event for a watch from a compacted `resourceVersion`.
+pub(crate) fn watch_expired_status(query: &[(String, String)]) -> Value {
+    let asked = query.iter().find(|(k, _)| k == "resourceVersion").map_or("0", |(_, v)| v.as_str());
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": format!("too old resource version: {asked}"),
+        "reason": "Expired",
+        "code": 410,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,18 +545,4 @@ mod tests {
         assert_eq!(verb_of("GET", "/apis/apps/v1", false), None);
         assert_eq!(verb_of("GET", "/version", false), None);
     }
-}
-
-/// The Status of a kube-apiserver's `ERROR` event for a watch from a compacted `resourceVersion`.
-pub(crate) fn watch_expired_status(query: &[(String, String)]) -> Value {
-    let asked = query.iter().find(|(k, _)| k == "resourceVersion").map_or("0", |(_, v)| v.as_str());
-    json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": format!("too old resource version: {asked}"),
-        "reason": "Expired",
-        "code": 410,
-    })
 }
