@@ -9,7 +9,8 @@
 //!
 //! The kinds and their rules are those of [`read`]: Deployments and StatefulSets are required; an
 //! optional kind the server refuses (401, 403, 404) becomes a [`Note`] and stays empty, and an absent
-//! Milvus CRD is not an error.
+//! Milvus CRD is not an error. A kind that could be listed but not watched (401, 403) ends the next
+//! view with that error: without the watch no change would ever be seen.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
