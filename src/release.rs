@@ -32,14 +32,30 @@ impl Found {
     }
 }
 
+/// Where `lookup` looks: the namespace, or the cluster with -A.
+pub fn scope(kube: &Kube, lookup: &Lookup<'_>) -> Scope {
+    if lookup.all_namespaces { Scope::AllNamespaces } else { Scope::Namespace(kube.namespace.clone()) }
+}
+
+/// What a release is discovered from.
+pub const KINDS: Kinds = Kinds { pods: true, hpas: true, milvuses: true };
+
 /// Reads the namespace (or the cluster with -A) once, one concurrent list per kind (the pods by the
 /// release's labels), and picks the release.
 pub async fn find(kube: &Kube, lookup: &Lookup<'_>) -> Result<Found, Error> {
-    let scope =
-        if lookup.all_namespaces { Scope::AllNamespaces } else { Scope::Namespace(kube.namespace.clone()) };
+    let scope = scope(kube, lookup);
     let release = [lookup.name.to_string()];
-    let kinds = Kinds { pods: true, hpas: true, milvuses: true };
-    let reading = read::read_with(kube, &scope, kinds, Pods::OfReleases(&release)).await?;
+    let reading = read::read_with(kube, &scope, KINDS, Pods::OfReleases(&release)).await?;
+    pick(kube, lookup, &scope, reading).await
+}
+
+/// Picks the release from `reading` (of [`KINDS`] in `scope`); when it is not there, says where it is.
+pub async fn pick(
+    kube: &Kube,
+    lookup: &Lookup<'_>,
+    scope: &Scope,
+    reading: read::Reading,
+) -> Result<Found, Error> {
     let options = DiscoveryOptions { name_label: lookup.name_label.to_string(), now: Timestamp::now() };
     let releases = milvus::discover(&reading.inventory, &options);
     // A missing Milvus CRD only matters to `list`: this release was found (or not) either way.
@@ -47,7 +63,7 @@ pub async fn find(kube: &Kube, lookup: &Lookup<'_>) -> Result<Found, Error> {
     let mut matching: Vec<Release> = releases.iter().filter(|r| r.name == lookup.name).cloned().collect();
     match matching.len() {
         1 => Ok(Found { release: matching.remove(0), notes, inventory: reading.inventory }),
-        0 => Err(not_found(kube, lookup, &scope, &releases).await),
+        0 => Err(not_found(kube, lookup, scope, &releases).await),
         _ => {
             let namespaces: Vec<&str> = matching.iter().map(|r| r.namespace.as_str()).collect();
             Err(Error::Usage(format!(

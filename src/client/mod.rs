@@ -1,6 +1,7 @@
 //! The Kubernetes client: kubeconfig loading with kubectl's overrides, request logging, error mapping.
 
 pub mod flags;
+pub mod follow;
 mod logging;
 pub mod names;
 pub mod policy;
@@ -32,6 +33,9 @@ pub struct Kube {
     pub server: String,
     /// Objects per list request (`--chunk-size`; 0: every list in one reply).
     pub chunk_size: u32,
+    /// How long an open connection may stay silent (`--request-timeout`, else 60 s): watches ask the
+    /// server to end them before that, so that a quiet watch is renewed rather than cut off.
+    pub read_timeout: std::time::Duration,
 }
 
 impl Kube {
@@ -55,7 +59,7 @@ impl Kube {
             .with_layer(&RetryLayer::new(ReadRetry::new()))
             .with_layer(&option_layer(deadlines.request.map(TimeoutLayer::new)))
             .build();
-        Ok(Self { client, namespace, server, chunk_size: flags.chunk_size })
+        Ok(Self { client, namespace, server, chunk_size: flags.chunk_size, read_timeout: deadlines.read })
     }
 }
 

@@ -151,17 +151,24 @@ fn pod_release_names(releases: &[String]) -> Vec<String> {
     names
 }
 
+/// The two label selectors that together select the pods of `releases` (see [`list_release_pods`]);
+/// `None` for no release.
+pub fn release_pod_selectors(releases: &[String]) -> Option<[String; 2]> {
+    let names = pod_release_names(releases);
+    if names.is_empty() {
+        return None;
+    }
+    let set = names.join(",");
+    Some([format!("app.kubernetes.io/instance in ({set})"), format!("release in ({set})")])
+}
+
 /// The pods of `releases`: every pod of a Milvus release or of its dependencies carries the release
 /// name in `app.kubernetes.io/instance` (Milvus, etcd, kafka) or `release` (minio, pulsar), so two
 /// label-selected lists, issued concurrently, read them all and no pod of another application.
 async fn list_release_pods(kube: &Kube, scope: &Scope, releases: &[String]) -> Result<Vec<Pod>, kube::Error> {
-    let names = pod_release_names(releases);
-    if names.is_empty() {
+    let Some([by_instance, by_release]) = release_pod_selectors(releases) else {
         return Ok(Vec::new());
-    }
-    let set = names.join(",");
-    let by_instance = format!("app.kubernetes.io/instance in ({set})");
-    let by_release = format!("release in ({set})");
+    };
     let (instance, release) = futures::try_join!(
         list_pods(kube, scope, Some(&by_instance)),
         list_pods(kube, scope, Some(&by_release))
@@ -272,6 +279,14 @@ fn soft<T>(
         }
         Err(other) => Err(other),
     }
+}
+
+/// The note for a refusal to read `resource` (forbidden, absent resource type), by the same rules as
+/// [`read`] (`Some`); any other error is given back. Used by the watches of [`super::follow`].
+pub fn soft_note(error: kube::Error, resource: &str, scope: &Scope) -> Result<Option<Note>, kube::Error> {
+    let mut notes = Vec::new();
+    soft::<()>(Err(error), resource, scope, &mut notes)?;
+    Ok(notes.pop())
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! Waiting until changed components are ready. Readiness is judged by the same discovery and health
 //! model as `status`; what is seen while waiting goes to the [`Reporter`].
+//!
+//! The release is followed with watches ([`Follow`]), started at the first wait and kept for the
+//! command's later waits: the namespace is listed once per kind, then only changes arrive, and the
+//! release is judged again after each (bursts coalesced).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::Notify;
@@ -12,12 +15,10 @@ use tokio::time::Instant;
 use super::engine::{Event, Reporter};
 use super::owner::Owner;
 use crate::client::Kube;
-use crate::client::read::{self, Kinds, Scope};
+use crate::client::follow::Follow;
+use crate::client::read::{Kinds, Reading, Scope};
 use crate::error::Error;
 use crate::milvus::{self, Component, DiscoveryOptions, ManagedBy, Milvus, PodProblem, Release};
-
-/// How often the release is read again while waiting.
-pub const POLL: Duration = Duration::from_secs(1);
 
 /// Ctrl-C, observed once for the whole command: steps stop at the next safe point.
 #[derive(Clone, Default)]
@@ -44,16 +45,13 @@ impl Interrupt {
         self.flag.load(Ordering::SeqCst)
     }
 
-    /// Sleeps for `duration`, or less if interrupted; true when interrupted.
-    pub async fn sleep(&self, duration: Duration) -> bool {
+    /// Resolves once interrupted (at once if already).
+    pub async fn interrupted(&self) {
         let notified = self.notify.notified();
         if self.is_set() {
-            return true;
+            return;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(duration) => self.is_set(),
-            _ = notified => true,
-        }
+        notified.await;
     }
 }
 
@@ -86,6 +84,8 @@ pub struct Waiter<'a> {
     pub name_label: &'a str,
     pub operator: bool,
     pub interrupt: Interrupt,
+    /// The watches of the namespace, from the first wait on.
+    follow: tokio::sync::Mutex<Option<Follow>>,
 }
 
 impl<'a> Waiter<'a> {
@@ -98,20 +98,26 @@ impl<'a> Waiter<'a> {
             name_label,
             operator: matches!(release.managed_by, ManagedBy::Operator { .. }),
             interrupt,
+            follow: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// Reads the release once (the same requests as `status`, without HPAs), and its `Milvus` object.
-    pub async fn read(&self) -> Result<(Option<Release>, Option<Milvus>), Error> {
-        let scope = Scope::Namespace(self.namespace.to_string());
-        let kinds = Kinds { pods: true, hpas: false, milvuses: self.operator };
-        let release = [self.release.to_string()];
-        let reading = read::read_with(self.kube, &scope, kinds, read::Pods::OfReleases(&release)).await?;
+    fn scope(&self) -> Scope {
+        Scope::Namespace(self.namespace.to_string())
+    }
+
+    /// What is read while waiting: what `status` reads, without HPAs.
+    fn kinds(&self) -> Kinds {
+        Kinds { pods: true, hpas: false, milvuses: self.operator }
+    }
+
+    /// The release and its `Milvus` object in `reading`.
+    fn find(&self, reading: Reading) -> (Option<Release>, Option<Milvus>) {
         let options = DiscoveryOptions { name_label: self.name_label.to_string(), now: Timestamp::now() };
         let release =
             milvus::discover(&reading.inventory, &options).into_iter().find(|r| r.name == self.release);
         let milvus = reading.inventory.milvuses.into_iter().find(|m| m.name() == self.release);
-        Ok((release, milvus))
+        (release, milvus)
     }
 
     /// What the owner of `watched` holds in this read: the Deployment's replicas as discovery saw them,
@@ -136,38 +142,77 @@ impl<'a> Waiter<'a> {
         outcome
     }
 
+    /// Judges the release at once (from the watches' current view), then again after each change,
+    /// until an outcome. A watch that fails is retried with backoff; if one is still failing when the
+    /// deadline passes, the wait ends with its error rather than with a view that may be out of date.
     async fn poll(
         &self,
         watched: &[Watched],
         deadline: Instant,
         reporter: &mut dyn Reporter,
     ) -> Result<Outcome, Error> {
+        let mut follow = self.follow.lock().await;
+        let follow = match &mut *follow {
+            Some(follow) => follow,
+            none => none.insert(Follow::release(self.kube, &self.scope(), self.kinds(), self.release)),
+        };
+        let mut release: Option<Release> = None;
+        let mut first = true;
         loop {
-            let (release, milvus) = self.read().await?;
-            if let Some(release) = &release {
-                reporter.event(Event::Waiting { release, watched });
-                let changed = watched.iter().find_map(|w| {
-                    let now = Self::owner_value(w, release, milvus.as_ref())?;
-                    (now != w.target).then(|| Outcome::Changed { watched: w.clone(), now })
-                });
-                if let Some(changed) = changed {
-                    return Ok(changed);
+            let reading = {
+                let view = async { if first { follow.latest().await } else { follow.next().await } };
+                tokio::select! {
+                    biased;
+                    _ = self.interrupt.interrupted() => return Ok(Outcome::Interrupted(release)),
+                    reading = view => reading?,
+                    _ = tokio::time::sleep_until(deadline) => {
+                        return match follow.trouble() {
+                            Some(error) => Err(error),
+                            None => Ok(Outcome::TimedOut(release)),
+                        };
+                    }
+                }
+            };
+            first = false;
+            let (found, milvus) = self.find(reading);
+            if let Some(found) = &found {
+                reporter.event(Event::Waiting { release: found, watched });
+                for w in watched {
+                    let Some(now) = Self::owner_value(w, found, milvus.as_ref()) else { continue };
+                    if now != w.target
+                        && let Some(now) = self.confirm_changed(w).await?
+                    {
+                        return Ok(Outcome::Changed { watched: w.clone(), now });
+                    }
                 }
                 if watched
                     .iter()
-                    .all(|w| component(release, &w.component).is_some_and(|c| is_ready(release, c, w.target)))
+                    .all(|w| component(found, &w.component).is_some_and(|c| is_ready(found, c, w.target)))
                 {
                     return Ok(Outcome::Ready);
                 }
             }
-            if Instant::now() >= deadline {
-                return Ok(Outcome::TimedOut(release));
-            }
-            let pause = POLL.min(deadline.saturating_duration_since(Instant::now()));
-            if self.interrupt.sleep(pause).await {
+            release = found;
+            if self.interrupt.is_set() {
                 return Ok(Outcome::Interrupted(release));
             }
+            if Instant::now() >= deadline {
+                return match follow.trouble() {
+                    Some(error) => Err(error),
+                    None => Ok(Outcome::TimedOut(release)),
+                };
+            }
         }
+    }
+
+    /// A view from the watches showed the owner of `w` holding another value than its target: it may
+    /// only be behind this command's own write. The owner read from the server says: `Some(value)` when
+    /// someone else changed it, `None` when it holds the target.
+    async fn confirm_changed(&self, w: &Watched) -> Result<Option<i32>, Error> {
+        let live =
+            w.owner.get(self.kube, self.namespace).await.map_err(|e| Error::api(e, &self.kube.server))?;
+        let now = w.owner.current(&live).map_err(Error::Failed)?;
+        Ok((now != w.target).then_some(now))
     }
 }
 

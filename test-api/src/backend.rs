@@ -93,6 +93,12 @@ pub(crate) trait ApiBackend: Send + Sync {
     /// The current global resourceVersion.
     fn resource_version(&self) -> u64;
 
+    /// Compact the history: a watch from a resourceVersion before now is answered `410 Expired`.
+    /// Only the loopback can do it on demand.
+    fn compact(&self) -> Result<(), String> {
+        Err("this backend cannot compact its history on demand".into())
+    }
+
     /// Call `f` once with a consistent view of the state.
     fn with_view(&self, f: &mut dyn FnMut(&StateView<'_>));
 

@@ -26,6 +26,9 @@ pub enum FaultAction {
     /// Forward the request and wait this long before each chunk of the reply's body (adds up
     /// like [`FaultAction::Delay`]).
     ChunkDelay(Duration),
+    /// Answer a watch as a kube-apiserver answers one from a compacted `resourceVersion`: `200 OK`,
+    /// one `ERROR` event carrying a `410 Expired` Status, then the end of the stream.
+    WatchExpired,
     /// Connection-level: accept the TCP connection and never start TLS.
     StallAfterAccept,
     /// Connection-level: complete the TLS handshake, then never read or answer.
@@ -40,7 +43,7 @@ impl FaultAction {
 }
 
 /// A fault rule. Build with [`Fault::status`], [`Fault::drop_connection`], [`Fault::delay`],
-/// [`Fault::drop_reply`], [`Fault::drop_mid_response`], [`Fault::chunk_delay`],
+/// [`Fault::drop_reply`], [`Fault::drop_mid_response`], [`Fault::chunk_delay`], [`Fault::watch_expired`],
 /// [`Fault::stall_after_accept`] or [`Fault::stall_after_tls`], then narrow it with [`Fault::on`]
 /// and friends. Connection-level faults (the stalls) ignore [`Fault::on`] and
 /// [`Fault::with_query`]: they count accepted connections for [`Fault::nth`] and [`Fault::times`].
@@ -110,6 +113,13 @@ impl Fault {
     /// Forward the request and wait `d` before each chunk of the reply's body.
     pub fn chunk_delay(d: Duration) -> Self {
         Fault::with(FaultAction::ChunkDelay(d))
+    }
+
+    /// Answer a watch with an `ERROR` event `410 Expired` (its `resourceVersion` is too old), as a
+    /// kube-apiserver does: the client has to list again. Narrow it with
+    /// `.with_query("watch", "true")`.
+    pub fn watch_expired() -> Self {
+        Fault::with(FaultAction::WatchExpired)
     }
 
     /// Accept TCP connections and never start the TLS handshake.

@@ -854,6 +854,13 @@ impl TestApi {
         self.backend.resource_version()
     }
 
+    /// Compact the history, as etcd does: from now on a watch from an earlier resourceVersion is
+    /// answered with an `ERROR` event `410 Expired` and the client must list again. Watches already
+    /// open go on. Loopback only (an error on a real API server).
+    pub fn compact(&self) -> Result<(), String> {
+        self.backend.compact()
+    }
+
     /// Run `f` on a consistent view of the state (on the kube-apiserver backend: each query of
     /// the view is answered by the server when first made).
     pub fn with_state<R>(&self, f: impl FnOnce(&StateView<'_>) -> R) -> R {

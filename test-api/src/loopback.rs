@@ -360,6 +360,11 @@ impl ApiBackend for Loopback {
         self.shared.lock().store.rv()
     }
 
+    fn compact(&self) -> Result<(), String> {
+        self.shared.lock().store.compact();
+        Ok(())
+    }
+
     fn with_view(&self, f: &mut dyn FnMut(&StateView<'_>)) {
         let st = self.shared.lock();
         f(&StateView::new(&LoopbackView { store: &st.store, log: &st.log }));

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -281,12 +281,18 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Arc<rustls
                 drop(tls);
                 return;
             }
-            let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-            // HTTP/1.1 or HTTP/2, whichever the client speaks. A fault that drops a request fails
-            // its service call: HTTP/1.1 closes the connection, HTTP/2 resets that stream only.
-            let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                .await;
+            // A fault that drops the connection closes it, every HTTP/2 stream on it included, as a
+            // network or server failure would.
+            let dropped = Arc::new(tokio::sync::Notify::new());
+            let drop_it = dropped.clone();
+            let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req, drop_it.clone()));
+            // HTTP/1.1 or HTTP/2, whichever the client speaks.
+            let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
+            tokio::select! {
+                _ = connection => {}
+                () = dropped.notified() => {}
+            }
         });
     }
     drop(listener);
@@ -337,7 +343,11 @@ fn status_message(code: u16) -> String {
     }
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    drop_connection: Arc<tokio::sync::Notify>,
+) -> Result<Response<Body>, std::io::Error> {
     let received = SystemTime::now();
     let started = Instant::now();
     let method = req.method().as_str().to_string();
@@ -354,7 +364,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     };
 
     // Answered (or dropped) here: the server never sees it.
-    if let Some(action @ (FaultAction::Status { .. } | FaultAction::Drop)) = &decision.action {
+    if let Some(action @ (FaultAction::Status { .. } | FaultAction::Drop | FaultAction::WatchExpired)) =
+        &decision.action
+    {
         let hdr =
             |h: header::HeaderName| parts.headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
         let token =
@@ -405,8 +417,18 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 }
                 Ok(r)
             }
+            FaultAction::WatchExpired => {
+                rec.status = 200;
+                let event = json!({"type": "ERROR", "object": watch_expired_status(&query)});
+                let mut r = Response::new(Body::from(format!("{event}\n")));
+                let h = r.headers_mut();
+                h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+                h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-cache, private"));
+                Ok(r)
+            }
             _ => {
                 rec.dropped = true;
+                drop_connection.notify_one();
                 Err(aborted("injected connection drop"))
             }
         };
@@ -441,6 +463,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             // Let the server finish, then say nothing.
             let _ = axum::body::to_bytes(Body::new(incoming), usize::MAX).await;
             tamper(0);
+            drop_connection.notify_one();
             Err(aborted("injected drop of the reply"))
         }
         Some(FaultAction::DropMidResponse) => {
@@ -492,6 +515,20 @@ async fn forward(
     parts.version = http::Version::HTTP_11;
     let req = Request::from_parts(parts, axum::body::Body::from(body));
     sender.send_request(req).await.map_err(err)
+}
+
+/// The Status of a kube-apiserver's `ERROR` event for a watch from a compacted `resourceVersion`.
+pub(crate) fn watch_expired_status(query: &[(String, String)]) -> Value {
+    let asked = query.iter().find(|(k, _)| k == "resourceVersion").map_or("0", |(_, v)| v.as_str());
+    json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": format!("too old resource version: {asked}"),
+        "reason": "Expired",
+        "code": 410,
+    })
 }
 
 #[cfg(test)]

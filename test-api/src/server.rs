@@ -1065,6 +1065,9 @@ fn delete(
     ))
 }
 
+/// How often an idle watch that allows bookmarks gets one.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(1);
+
 /// A validated watch request.
 struct WatchParams {
     rt: ResourceType,
@@ -1165,10 +1168,23 @@ fn start_watch(shared: Arc<Shared>, p: WatchParams) -> Response<Body> {
             }
             (buf, last)
         };
+        // A watch from before the compacted history: the one ERROR event a kube-apiserver sends.
+        let compacted = shared.lock().store.compacted();
+        if let Some(rv) = p.start_rv.filter(|rv| *rv < compacted) {
+            let query = [("resourceVersion".to_string(), rv.to_string())];
+            let event = json!({"type": "ERROR", "object": crate::proxy::watch_expired_status(&query)});
+            let _ = tx.send(Ok(Bytes::from(format!("{event}\n")))).await;
+            return;
+        }
         let (buf, mut last) = initial();
         if !buf.is_empty() && tx.send(Ok(Bytes::from(buf))).await.is_err() {
             return;
         }
+        // With allowWatchBookmarks, a BOOKMARK with the resourceVersion the watch is up to date with,
+        // every BOOKMARK_EVERY (a kube-apiserver sends them about once a minute, and before a
+        // timeoutSeconds ends the watch).
+        let mut bookmarks =
+            tokio::time::interval_at(tokio::time::Instant::now() + BOOKMARK_EVERY, BOOKMARK_EVERY);
         loop {
             let collect = |last: &mut u64| {
                 let st = shared.lock();
@@ -1202,11 +1218,18 @@ fn start_watch(shared: Arc<Shared>, p: WatchParams) -> Response<Body> {
                     None => std::future::pending::<()>().await,
                 }
             };
-            tokio::select! {
-                r = rv_rx.changed() => if r.is_err() { return; },
+            let bookmark = tokio::select! {
+                r = rv_rx.changed() => if r.is_err() { return; } else { false },
+                _ = bookmarks.tick(), if p.bookmarks => true,
                 _ = sleep => return,
                 _ = tx.closed() => return,
                 _ = shutdown.wait_for(|v| *v) => return,
+            };
+            if bookmark {
+                let bm = json!({"kind": p.rt.kind, "apiVersion": p.rt.api_version(&p.version), "metadata": {"resourceVersion": last.to_string(), "creationTimestamp": null}});
+                if tx.send(Ok(Bytes::from(watch_line("BOOKMARK", &bm)))).await.is_err() {
+                    return;
+                }
             }
         }
     });

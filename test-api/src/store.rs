@@ -42,11 +42,13 @@ pub struct Store {
     objects: BTreeMap<ResKey, Objects>,
     rv: u64,
     events: Vec<Event>,
+    /// Watches from a resourceVersion before this one are refused (410 Expired).
+    compacted: u64,
 }
 
 impl Default for Store {
     fn default() -> Self {
-        Store { objects: BTreeMap::new(), rv: 1000, events: Vec::new() }
+        Store { objects: BTreeMap::new(), rv: 1000, events: Vec::new(), compacted: 0 }
     }
 }
 
@@ -123,6 +125,17 @@ impl Store {
             old: None,
         });
         Some(obj)
+    }
+
+    /// Compacts the history at the current resourceVersion: see [`Store::compacted`].
+    pub fn compact(&mut self) {
+        self.compacted = self.rv;
+    }
+
+    /// The oldest resourceVersion a new watch may start from. The events stay for the watches already
+    /// open (a kube-apiserver's watch cache goes on serving them too).
+    pub fn compacted(&self) -> u64 {
+        self.compacted
     }
 
     /// Events with a resourceVersion greater than `rv`.

@@ -460,6 +460,45 @@ fn watch_streams_changes() {
 }
 
 #[test]
+fn watches_get_bookmarks_and_a_compacted_resource_version_is_expired() {
+    let api = helm_default();
+    let l = get(&api, "/api/v1/namespaces/default/pods");
+    let rv = l["metadata"]["resourceVersion"].as_str().expect("rv").to_string();
+    // Nothing changes: with allowWatchBookmarks, a BOOKMARK says up to where the watch is current.
+    let mut w = Watch::start(
+        &api,
+        &format!(
+            "/api/v1/namespaces/default/pods?watch=true&allowWatchBookmarks=true&resourceVersion={rv}&timeoutSeconds=30"
+        ),
+    );
+    let e = w.next().expect("bookmark");
+    assert_eq!(e["type"], "BOOKMARK", "{e}");
+    assert_eq!(e["object"]["kind"], "Pod");
+    assert_eq!(e["object"]["metadata"]["resourceVersion"], rv.as_str());
+    // After a change and a compaction, a watch from before them is told 410 Expired, as a kube-apiserver
+    // tells it, and the stream ends: the client has to list again.
+    api.set_replicas(("apps", "deployments"), "default", QN, 2).expect("scale");
+    api.compact().expect("the loopback compacts");
+    let mut old =
+        Watch::start(&api, &format!("/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}"));
+    let e = old.next().expect("error event");
+    assert_eq!(e["type"], "ERROR", "{e}");
+    assert_eq!(e["object"]["kind"], "Status");
+    assert_eq!(e["object"]["code"], 410);
+    assert_eq!(e["object"]["reason"], "Expired");
+    assert!(old.next().is_none(), "the stream ends after the error");
+    // From now on a watch goes on.
+    let now = api.resource_version();
+    let mut fresh = Watch::start(
+        &api,
+        &format!(
+            "/api/v1/namespaces/default/pods?watch=true&allowWatchBookmarks=true&resourceVersion={now}&timeoutSeconds=30"
+        ),
+    );
+    assert_eq!(fresh.next().expect("bookmark")["type"], "BOOKMARK");
+}
+
+#[test]
 fn faults_latency_and_dropped_connections() {
     let api = helm_default();
     api.set_fault(

@@ -302,6 +302,37 @@ fn a_change_by_someone_else_while_waiting_stops_the_wait_and_is_named() {
     );
 }
 
+#[test]
+fn a_server_lost_while_waiting_ends_the_wait_with_the_error_not_a_success() {
+    // The new pod never gets ready in time; the watches are renewed every 2 s (--request-timeout 3s).
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("helm/default.yaml")
+        .helm_install(true)
+        .scale_up_ready_delay(Duration::from_secs(600))
+        .start();
+    api.clear_requests();
+    let args =
+        ["scale", "my-release", "querynode=2", "--wait", "--timeout", "10s", "--request-timeout", "3s"];
+    let child = spawn(Some(api.kubeconfig_path()), &args);
+    api.wait_until(
+        |s| s.requests().iter().any(|r| r.watch && r.path.ends_with("/pods") && r.status == 200),
+        Duration::from_secs(30),
+    )
+    .expect("the pods are followed");
+    // From now on no request is answered (pooled connections included): no watch can be renewed, and
+    // the wait cannot know what the pods do.
+    api.stop_listening();
+    api.set_fault(Fault::drop_connection());
+    let out = bounded(child, Duration::from_secs(60));
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    // It says what is true: the server could not be reached (not that the pods were slow, not ready).
+    assert!(out.stderr.contains("The connection to the server 127.0.0.1:"), "{}", out.stderr);
+    assert!(out.stderr.contains("was refused"), "{}", out.stderr);
+    assert!(!out.stderr.contains("timed out"), "{}", out.stderr);
+    assert!(!out.stdout.contains("replicas ready"), "{}", out.stdout);
+}
+
 // ---------------------------------------------------------------------------------------------
 // kubectl's flag forms.
 

@@ -132,3 +132,20 @@ fn the_scaler_role_without_patch_fails_naming_the_permission() {
         out.stderr
     );
 }
+
+#[test]
+fn the_scaler_role_without_watch_fails_the_wait_naming_the_permission() {
+    // Waiting follows the release with watches: listing alone is not enough.
+    // The new pod is slow to start, so that the wait has to follow it.
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("helm/coordinators-hpa.yaml")
+        .helm_install(true)
+        .scale_up_ready_delay(std::time::Duration::from_secs(30))
+        .user("milvus-viewer", role_rules("kubectl-milvus-scaler", Some("watch pods")))
+        .start();
+    let out =
+        as_viewer(&api, &["scale", "my-release", "datanode=3", "--wait", "--timeout", "60s"]).failure(1);
+    assert!(out.stderr.contains("cannot watch resource \"pods\""), "{}", out.stderr);
+    assert!(!out.stderr.contains("timed out"), "refused, not timed out: {}", out.stderr);
+}

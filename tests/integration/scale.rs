@@ -502,14 +502,19 @@ fn scale_in_goes_one_replica_at_a_time_with_a_health_check_between() {
         .map(|(i, r)| (i, r.body.clone().unwrap_or_default()["spec"]["replicas"].as_i64().unwrap_or(-1)))
         .collect();
     assert_eq!(writes.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [4, 3, 2]);
-    // Between two writes the release was read again (pods listed) to check the component is healthy.
+    // Between two writes the component's health was checked: after the first write the pods were listed
+    // and watched, and every later write came after that watch was opened (its view judged health). The
+    // pods are listed once for all the waits (and once to find the release), not once per check.
+    let is_pods = |r: &RequestRecord| r.path.ends_with("/pods");
+    let between = &requests[writes[0].0 + 1..writes[1].0];
+    assert!(between.iter().any(|r| is_pods(r) && r.verb.as_deref() == Some("list")), "{between:?}");
     for pair in writes.windows(2) {
-        let between = &requests[pair[0].0 + 1..pair[1].0];
-        assert!(
-            between.iter().any(|r| r.path.ends_with("/pods") && r.verb.as_deref() == Some("list")),
-            "{between:?}"
-        );
+        let before = &requests[writes[0].0 + 1..pair[1].0];
+        assert!(before.iter().any(|r| is_pods(r) && r.watch), "{before:?}");
     }
+    // Two label-selected lists to find the release, two to start the watches.
+    let pod_lists = requests.iter().filter(|r| is_pods(r) && r.verb.as_deref() == Some("list")).count();
+    assert_eq!(pod_lists, 4, "{:#?}", request_lines(&requests));
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 2);
 
     // --step 0 does it in one change.
@@ -539,6 +544,89 @@ fn wait_follows_the_pods_until_ready() {
     let deployment =
         api.get_json("apps", "v1", "deployments", Some("default"), "my-release-milvus-querynode").expect("d");
     assert_eq!(deployment["status"]["readyReplicas"], 3);
+}
+
+/// A `scale --wait` on a querynode whose new pod becomes ready only after `delay`, with `faults` set
+/// before it starts; returns the requests it made, after checking that the wait ended ready.
+fn scale_and_wait_with(delay: Duration, faults: &[Fault]) -> (TestApi, Vec<RequestRecord>) {
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("helm/default.yaml")
+        .helm_install(true)
+        .scale_up_ready_delay(delay)
+        .start();
+    for fault in faults {
+        api.set_fault(fault.clone());
+    }
+    api.clear_requests();
+    let out = run(&api, &["scale", "my-release", "querynode=2", "--wait", "--timeout", "90s"]).success();
+    assert!(out.stdout.ends_with("querynode: 2 of 2 replicas ready\n"), "{}", out.stdout);
+    let requests = resource_requests(&api);
+    (api, requests)
+}
+
+/// How many requests of `verb` reached a collection ending in `kind` (`/pods`).
+fn count(requests: &[RequestRecord], kind: &str, verb: &str) -> usize {
+    requests.iter().filter(|r| r.path.ends_with(kind) && r.verb.as_deref() == Some(verb)).count()
+}
+
+#[test]
+fn a_quiet_wait_lists_each_kind_once_then_only_watches() {
+    // Seconds pass with nothing changing while the new pod starts: the old loop listed every kind
+    // every second; now each is listed once to find the release and once to start its watch (the
+    // pods: by each of the release's two label selectors).
+    let (_api, requests) = scale_and_wait_with(Duration::from_secs(6), &[]);
+    for (kind, streams) in [("/deployments", 1), ("/statefulsets", 1), ("/pods", 2)] {
+        let lines = request_lines(&requests);
+        assert_eq!(count(&requests, kind, "list"), 2 * streams, "{kind}: {lines:#?}");
+        assert!(count(&requests, kind, "watch") >= streams, "{kind} watched: {lines:#?}");
+    }
+    let pod_watches: std::collections::BTreeSet<&str> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/pods") && r.watch)
+        .filter_map(|r| r.query_param("labelSelector"))
+        .collect();
+    assert_eq!(pod_watches.len(), 2, "the release's pods, by its two labels: {pod_watches:?}");
+    // HPAs and Milvus objects are not followed for a Helm release: listed only to find it.
+    assert_eq!(count(&requests, "/horizontalpodautoscalers", "list"), 1);
+    assert_eq!(count(&requests, "/horizontalpodautoscalers", "watch"), 0);
+}
+
+#[test]
+fn a_watch_the_server_drops_is_resumed_and_the_wait_completes() {
+    let drop = Fault::drop_connection().on("GET", "*/pods").with_query("watch", "true").times(1);
+    let (api, requests) = scale_and_wait_with(Duration::from_secs(3), &[drop]);
+    assert_eq!(api.faults().iter().map(Fault::fired).collect::<Vec<_>>(), [1], "the pods watch was dropped");
+    // The dropped watch is resumed from its resourceVersion: watched again by the same selector,
+    // without listing those pods again. (Other requests in flight on the dropped connection, such as
+    // another stream's first list, are sent again as they must be.)
+    let dropped =
+        requests.iter().position(|r| r.path.ends_with("/pods") && r.watch && r.dropped).expect("dropped");
+    let selector = requests[dropped].query_param("labelSelector").expect("a selected watch");
+    let after: Vec<&RequestRecord> = requests[dropped + 1..]
+        .iter()
+        .filter(|r| r.path.ends_with("/pods") && r.query_param("labelSelector") == Some(selector))
+        .collect();
+    let lines: Vec<String> =
+        after.iter().map(|r| format!("{:?} {} {:?}", r.verb, r.status, r.query)).collect();
+    assert!(after.iter().any(|r| r.watch && r.status == 200), "watched again: {lines:#?}");
+    assert!(after.iter().all(|r| r.watch), "not listed again: {lines:#?}");
+    assert!(
+        after.iter().all(|r| r.query_param("resourceVersion").is_some_and(|v| !v.is_empty() && v != "0")),
+        "from where it was: {lines:#?}"
+    );
+}
+
+#[test]
+fn a_watch_answered_410_gone_lists_again_and_the_wait_completes() {
+    let expired = Fault::watch_expired().on("GET", "*/pods").with_query("watch", "true").times(1);
+    let (api, requests) = scale_and_wait_with(Duration::from_secs(3), &[expired]);
+    assert_eq!(api.faults().iter().map(Fault::fired).collect::<Vec<_>>(), [1], "the pods watch expired");
+    // Listed to find the release and to start the watches (two selectors each), and again after the 410.
+    assert_eq!(count(&requests, "/pods", "list"), 5, "{:#?}", request_lines(&requests));
+    assert!(count(&requests, "/pods", "watch") >= 3, "{:#?}", request_lines(&requests));
+    // The other kinds were not affected.
+    assert_eq!(count(&requests, "/deployments", "list"), 2, "{:#?}", request_lines(&requests));
 }
 
 #[test]

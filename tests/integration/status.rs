@@ -303,7 +303,8 @@ fn a_server_error_on_a_required_kind_is_an_error() {
 #[test]
 fn watch_refreshes_until_interrupted() {
     let api = three_releases();
-    let child = command(
+    api.clear_requests();
+    let mut child = command(
         Via::Binary,
         Some(api.kubeconfig_path()),
         &["status", "my-release", "-w", "--interval", "1s"],
@@ -311,12 +312,24 @@ fn watch_refreshes_until_interrupted() {
     .stdout(std::process::Stdio::piped())
     .spawn()
     .expect("start");
-    // A fourth read has started only after the third refresh was printed.
-    api.wait_until(
-        |s| s.requests().iter().filter(|r| r.path.ends_with("/deployments")).count() >= 4,
-        Duration::from_secs(20),
-    )
-    .expect("three refreshes");
+    // The refreshes are read as they are printed, until the third.
+    let stdout = child.stdout.take().expect("stdout");
+    let (refreshed, refreshes) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut text = String::new();
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with("Release:") {
+                let _ = refreshed.send(());
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    for n in 1..=3 {
+        refreshes.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| panic!("refresh {n}"));
+    }
     // Interrupt as Ctrl-C does.
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
@@ -334,10 +347,26 @@ fn watch_refreshes_until_interrupted() {
         }
     };
     assert_eq!(output.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = reader.join().expect("reader");
+    let requests = resource_requests(&api);
     let log: Vec<String> =
-        api.requests().iter().map(|r| format!("{} {} {}", r.seq, r.path, r.status)).collect();
+        requests.iter().map(|r| format!("{} {} {:?} {}", r.seq, r.path, r.verb, r.status)).collect();
     assert!(stdout.matches("Release:    my-release").count() >= 3, "{stdout}\n{log:#?}");
+    // The refreshes come from watches: each kind listed once, then watched; not listed per refresh.
+    // The pods are two streams, one per label selector of the release.
+    for (kind, streams) in [
+        ("/deployments", 1),
+        ("/statefulsets", 1),
+        ("/pods", 2),
+        ("/horizontalpodautoscalers", 1),
+        ("/milvuses", 1),
+    ] {
+        let of = |verb: &str| {
+            requests.iter().filter(|r| r.path.ends_with(kind) && r.verb.as_deref() == Some(verb)).count()
+        };
+        assert_eq!(of("list"), streams, "{kind}: {log:#?}");
+        assert!(of("watch") >= streams, "{kind}: {log:#?}");
+    }
 }
 
 use std::process::Command;

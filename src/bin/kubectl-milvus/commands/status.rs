@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::NameOverride;
 use super::list::health_tone;
+use kubectl_milvus::client::follow::Follow;
 use kubectl_milvus::client::read::{Note, NoteKind};
 use kubectl_milvus::client::{Kube, KubeFlags, names};
 use kubectl_milvus::error::{Error, exit};
@@ -124,10 +125,18 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     // One Ctrl-C listener for the whole watch, so an interrupt during a refresh is not lost.
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
+    // The objects come from watches: the scope is listed once per kind, then only changes arrive.
+    // Each refresh draws their current view, every --interval (ages advance even when nothing changes).
+    let lookup = lookup(&args);
+    let scope = release::scope(&kube, &lookup);
+    let mut follow = Follow::release(&kube, &scope, release::KINDS, &args.release);
+    let mut helm = HelmRecord::default();
     let mut last = None;
     loop {
         let refresh = async {
-            let (release, notes) = gather(&kube, &args).await?;
+            let reading = follow.latest().await?;
+            let found = release::pick(&kube, &lookup, &scope, reading).await?;
+            let (release, notes) = helm.notes(&kube, &args, found).await;
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 // Clear the screen and home the cursor, as `watch` does.
                 write!(out, "\x1b[2J\x1b[H")?;
@@ -146,6 +155,42 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     match last {
         Some(release) => exit_for(&release, &args),
         None => Ok(()),
+    }
+}
+
+/// The Helm record of the release for `status -w`: read again only when a Deployment of the release's
+/// namespace changed its spec (an upgrade or a rollback does), not at every refresh, which would list
+/// the release's Secrets every --interval.
+#[derive(Default)]
+struct HelmRecord {
+    /// The Deployments' `(name, generation)` when the record was read, and the record.
+    read: Option<(Generations, Result<Option<HelmRelease>, String>)>,
+}
+
+/// `(name, metadata.generation)` of each Deployment: changes with their specs only.
+type Generations = Vec<(String, i64)>;
+
+impl HelmRecord {
+    /// The release and its notes (what could not be read, and Helm drift), as [`gather`] gives them.
+    async fn notes(&mut self, kube: &Kube, args: &Args, found: release::Found) -> (Release, Vec<Note>) {
+        let namespace = found.release.namespace.clone();
+        let generations: Generations = found
+            .inventory
+            .deployments
+            .iter()
+            .filter(|d| d.metadata.namespace.as_deref() == Some(namespace.as_str()))
+            .map(|d| (d.metadata.name.clone().unwrap_or_default(), d.metadata.generation.unwrap_or_default()))
+            .collect();
+        let current = self.read.as_ref().is_some_and(|(seen, _)| *seen == generations);
+        if !current {
+            let record = helm::read_deployed(kube, &namespace, &args.release).await;
+            self.read = Some((generations, record));
+        }
+        let mut notes = found.notes;
+        if let (ManagedBy::Helm { .. }, Some((_, Ok(Some(helm))))) = (&found.release.managed_by, &self.read) {
+            notes.extend(helm_drift(&found.release, helm));
+        }
+        (found.release, notes)
     }
 }
 
