@@ -72,7 +72,50 @@ pub fn client_builder(config: &Config) -> Result<Option<ClientBuilder<Stack>>, k
         .map_err(BoxError::from)
         .service(hyper)
         .map_response(|response| response.map(|body| Box::new(body.map_err(BoxError::from)) as Box<DynBody>));
+    let service = WholeReads { inner: service };
     Ok(Some(ClientBuilder::new(BoxService::new(service), config.default_namespace.clone())))
+}
+
+/// A read (GET, not a watch) is answered only once its whole body has arrived: a connection or stream
+/// that breaks mid-body fails the request itself, which the read retries can then send again, instead
+/// of failing the caller's decoding after the retries are behind it. (Every list is read whole before
+/// it is decoded anyway; a watch streams and is passed on as it comes.)
+#[derive(Clone)]
+struct WholeReads<S> {
+    inner: S,
+}
+
+impl<S> Service<Request<Body>> for WholeReads<S>
+where
+    S: Service<Request<Body>, Response = Response<Box<DynBody>>, Error = BoxError> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Box<DynBody>>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let whole = request.method() == http::Method::GET && !is_watch(request.uri());
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            if !whole {
+                return Ok(response);
+            }
+            let (parts, body) = response.into_parts();
+            let bytes = body.collect().await?.to_bytes();
+            let body = http_body_util::Full::new(bytes).map_err(|never| -> BoxError { match never {} });
+            Ok(Response::from_parts(parts, Box::new(body) as Box<DynBody>))
+        })
+    }
+}
+
+fn is_watch(uri: &http::Uri) -> bool {
+    uri.query().is_some_and(|q| q.split('&').any(|pair| pair == "watch=true" || pair == "watch=1"))
 }
 
 /// Holds every request but the first until the first has its reply (or failed, or was dropped).
