@@ -134,12 +134,7 @@ fn helm_resource_groups_are_rows_of_their_own() {
     let components = names(&status, "components");
     assert!(components.contains(&"querynode[rg1]".to_string()), "{components:?}");
     assert!(components.contains(&"querynode[rg2]".to_string()), "{components:?}");
-    let rg1 = status["components"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .find(|c| c["displayName"] == "querynode[rg1]")
-        .cloned();
+    let rg1 = component_row(&status, "querynode[rg1]").cloned();
     assert_eq!(rg1.as_ref().map(|c| c["group"].clone()), Some(Value::from("rg1")));
     assert_eq!(
         rg1.map(|c| c["pods"].as_array().map(Vec::len)),

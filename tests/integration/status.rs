@@ -141,12 +141,7 @@ fn status_yaml_and_json_carry_everything() {
     assert_eq!(json["managedBy"]["type"], "helm");
     assert_eq!(json["managedBy"]["chart"], "milvus-5.0.19");
     assert_eq!(json["health"], "Degraded");
-    let querynode = json["components"]
-        .as_array()
-        .expect("components")
-        .iter()
-        .find(|c| c["displayName"] == "querynode")
-        .expect("querynode row");
+    let querynode = component_row(&json, "querynode").expect("querynode row");
     assert_eq!(querynode["desired"], 3);
     assert_eq!(querynode["ready"], 1);
     assert_eq!(querynode["hpa"]["name"], "search-milvus-querynode-hpa");
@@ -394,12 +389,7 @@ fn a_release_larger_than_a_page_is_read_in_pages_and_nothing_else_is() {
     api.clear_requests();
     let json = run(&api, &["status", "my-release", "-o", "json", "--chunk-size", "3"]).success().json();
     assert_eq!(json, whole, "the same status, read in pages");
-    let querynode = json["components"]
-        .as_array()
-        .expect("components")
-        .iter()
-        .find(|c| c["displayName"] == "querynode")
-        .expect("querynode row");
+    let querynode = component_row(&json, "querynode").expect("querynode row");
     assert_eq!(querynode["ready"], 4);
     assert_eq!(querynode["pods"].as_array().map(Vec::len), Some(4));
     assert_eq!(json["health"], "Healthy", "{}", json["health"]);

@@ -251,6 +251,11 @@ pub fn scale_in_waiting_after_its_first_step(extra: &[&str]) -> (TestApi, std::p
     (api, child)
 }
 
+/// The row of component `name` (its `displayName`) in a `status -o json` document, if there is one.
+pub fn component_row<'a>(status: &'a Value, name: &str) -> Option<&'a Value> {
+    status["components"].as_array()?.iter().find(|c| c["displayName"] == name)
+}
+
 /// `spec.replicas` of a Deployment, read from the server.
 pub fn deployment_replicas(api: &TestApi, namespace: &str, name: &str) -> i64 {
     api.get_json("apps", "v1", "deployments", Some(namespace), name)
