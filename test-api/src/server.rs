@@ -616,7 +616,10 @@ fn list(
         }
         page.push(o);
     }
-    let remaining = if more { 1 + iter.count() } else { 0 };
+    // As kube-apiserver: the count of what is left only for an unselected list (with a selector the
+    // server would have to match the rest to know it, and leaves the field out).
+    let unselected = ls.is_empty() && fs.is_empty();
+    let remaining = if more && unselected { Some(1 + iter.count()) } else { None };
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if more && let Some(lastobj) = page.last() {
         let tok = ContinueToken {
@@ -625,7 +628,9 @@ fn list(
             start: format!("{}\u{0}{}", meta_str(lastobj, "namespace"), meta_str(lastobj, "name")),
         };
         meta["continue"] = json!(b64.encode(serde_json::to_vec(&tok).unwrap_or_default()));
-        meta["remainingItemCount"] = json!(remaining);
+        if let Some(remaining) = remaining {
+            meta["remainingItemCount"] = json!(remaining);
+        }
     }
     if wants_table(accept) {
         let objs: Vec<Value> = page.iter().map(|o| to_version(rt, version, o).into_owned()).collect();
