@@ -3,6 +3,7 @@
 use jiff::Timestamp;
 
 use crate::client::Kube;
+use crate::client::follow::{Query, Seed};
 use crate::client::read::{self, Kinds, Note, NoteKind, Pods, Scope};
 use crate::error::Error;
 use crate::milvus::{self, DiscoveryOptions, Inventory, Milvus, Release};
@@ -20,6 +21,10 @@ pub struct Found {
     pub release: Release,
     pub notes: Vec<Note>,
     pub inventory: Inventory,
+    /// Where the objects were read, and the `resourceVersion` of each list ([`read::Reading::listed`]):
+    /// watches can start from this reading rather than list again ([`Found::seed`]).
+    pub scope: Scope,
+    pub listed: Vec<(Query, String)>,
 }
 
 impl Found {
@@ -29,6 +34,16 @@ impl Found {
             .milvuses
             .iter()
             .find(|m| m.name() == self.release.name && m.namespace() == self.release.namespace)
+    }
+
+    /// The reading the release was found in, to start watches from: its objects (taken: the inventory
+    /// is left empty) and the `resourceVersion`s of its lists.
+    pub fn seed(&mut self) -> Seed {
+        Seed {
+            scope: self.scope.clone(),
+            inventory: std::mem::take(&mut self.inventory),
+            listed: std::mem::take(&mut self.listed),
+        }
     }
 }
 
@@ -62,7 +77,13 @@ pub async fn pick(
     let notes: Vec<Note> = reading.notes.into_iter().filter(|n| n.kind != NoteKind::NoMilvusCrd).collect();
     let mut matching: Vec<Release> = releases.iter().filter(|r| r.name == lookup.name).cloned().collect();
     match matching.len() {
-        1 => Ok(Found { release: matching.remove(0), notes, inventory: reading.inventory }),
+        1 => Ok(Found {
+            release: matching.remove(0),
+            notes,
+            inventory: reading.inventory,
+            scope: scope.clone(),
+            listed: reading.listed,
+        }),
         0 => Err(not_found(kube, lookup, scope, &releases).await),
         _ => {
             let namespaces: Vec<&str> = matching.iter().map(|r| r.namespace.as_str()).collect();

@@ -1,9 +1,14 @@
 //! Following a namespace (or the cluster) as it changes: one watch per kind instead of a list per kind
 //! every second.
 //!
-//! [`Follow::start`] opens one [`watcher`] per [`Query`] (an initial paged list with its
-//! `resourceVersion`, then a watch from there with bookmarks; a `410 Gone` re-lists; errors are retried
-//! with backoff). The objects of each stream are kept in a map, and [`Follow::next`] builds the same
+//! [`Follow::start`] runs one stream per [`Query`]: a paged list (consistent: read at the server's
+//! latest `resourceVersion`), then a watch from that list's `resourceVersion` with bookmarks, renewed
+//! from the last `resourceVersion` seen (of an event or a bookmark) when the server ends it
+//! (`timeoutSeconds`); a `410 Gone` lists again; other errors are retried with backoff.
+//! [`Follow::seeded`] starts each stream from a [`Seed`] instead: the objects of a reading made just
+//! before and the `resourceVersion` each of its lists was read at. Nothing is listed a second time,
+//! and the watch from there delivers every change since that reading (a write made after it
+//! included). The objects of each stream are kept in a map, and [`Follow::next`] builds the same
 //! [`Reading`] that [`read::read`] returns from them: the first only once every initial list is done,
 //! then one after each change, bursts of events coalesced into one view every [`COALESCE`].
 //!
@@ -13,18 +18,17 @@
 //! view with that error: without the watch no change would ever be seen.
 
 use std::collections::BTreeMap;
-use std::fmt::Debug;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DynamicObject};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+use kube::api::{DynamicObject, ListParams, ObjectList, WatchEvent, WatchParams};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -32,6 +36,7 @@ use tokio::time::Instant;
 
 use super::Kube;
 use super::read::{self, Kinds, Note, Reading, Scope};
+use super::slim::{SlimDeployment, SlimPod, SlimStatefulSet};
 use crate::error::Error;
 use crate::milvus::{Inventory, Milvus};
 
@@ -40,6 +45,21 @@ pub const COALESCE: Duration = Duration::from_millis(150);
 
 /// The longest a watch request lasts (`timeoutSeconds`) before it is renewed from where it was.
 const WATCH_TIMEOUT: Duration = Duration::from_secs(290);
+
+/// Objects per page of a stream's list (as kubectl and kube's watcher).
+const PAGE: u32 = 500;
+
+/// The retries of a failing stream: exponential with jitter from 0.8 s, at most 30 s apart, for as long
+/// as it fails (the delays kube's watcher uses); started afresh once the stream works again.
+fn backoff() -> ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(800))
+        .with_max_delay(Duration::from_secs(30))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
 
 /// A kind of object the Milvus model is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,24 +137,122 @@ enum Object {
     Milvus(Box<Milvus>),
 }
 
+impl Object {
+    fn metadata(&self) -> &ObjectMeta {
+        match self {
+            Object::Deployment(d) => &d.metadata,
+            Object::StatefulSet(s) => &s.metadata,
+            Object::Pod(p) => &p.metadata,
+            Object::Hpa(h) => &h.metadata,
+            Object::Milvus(m) => &m.metadata,
+        }
+    }
+}
+
 /// Namespace and name.
 type Key = (String, String);
+
+fn key(metadata: &ObjectMeta) -> Key {
+    (metadata.namespace.clone().unwrap_or_default(), metadata.name.clone().unwrap_or_default())
+}
+
+/// An object as a list or a watch event gives it: where it is kept, its `resourceVersion`, and the
+/// object (`None`: one the plugin cannot read, left out).
+struct Decoded {
+    key: Key,
+    version: Option<String>,
+    object: Option<Object>,
+}
+
+impl Decoded {
+    fn of(object: Object) -> Decoded {
+        let metadata = object.metadata();
+        Decoded { key: key(metadata), version: metadata.resource_version.clone(), object: Some(object) }
+    }
+
+    /// `Milvus` objects come through the dynamic API, as [`read::read`] reads them: one the plugin
+    /// cannot read is left out.
+    fn milvus(object: DynamicObject) -> Decoded {
+        let (key, version) = (key(&object.metadata), object.metadata.resource_version.clone());
+        let milvus = serde_json::to_value(object).ok().and_then(|v| Milvus::from_value(v).ok());
+        Decoded { key, version, object: milvus.map(|m| Object::Milvus(Box::new(m))) }
+    }
+}
+
+/// What a [`Follow`] can start from instead of listing: the objects a [`Reading`] of `scope` found, and
+/// the `resourceVersion` each of its lists was read at ([`Reading::listed`]).
+pub struct Seed {
+    pub scope: Scope,
+    pub inventory: Inventory,
+    pub listed: Vec<(Query, String)>,
+}
+
+impl Seed {
+    /// The objects of `query` in this reading, and the `resourceVersion` they were listed at; `None`
+    /// when the reading did not list `query` in `scope`.
+    fn start(&self, scope: &Scope, query: &Query) -> Option<(BTreeMap<Key, Object>, String)> {
+        if self.scope != *scope {
+            return None;
+        }
+        let (_, version) = self.listed.iter().find(|(listed, _)| listed == query)?;
+        // The pods of both of a release's selectors were read as one list: each stream keeps those its
+        // own selector selects, as the server would have listed them.
+        let selector = match &query.labels {
+            Some(labels) => Some(label_selector::Selector::parse(labels).ok()?),
+            None => None,
+        };
+        let selected = |metadata: &ObjectMeta| selector.as_ref().is_none_or(|s| s.matches(&metadata.labels));
+        let inventory = &self.inventory;
+        let objects: Vec<Object> = match query.kind {
+            Kind::Deployments => inventory
+                .deployments
+                .iter()
+                .filter(|d| selected(&d.metadata))
+                .map(|d| Object::Deployment(Box::new(d.clone())))
+                .collect(),
+            Kind::StatefulSets => inventory
+                .stateful_sets
+                .iter()
+                .filter(|s| selected(&s.metadata))
+                .map(|s| Object::StatefulSet(Box::new(s.clone())))
+                .collect(),
+            Kind::Pods => inventory
+                .pods
+                .iter()
+                .filter(|p| selected(&p.metadata))
+                .map(|p| Object::Pod(Box::new(p.clone())))
+                .collect(),
+            Kind::Hpas => inventory
+                .hpas
+                .iter()
+                .filter(|h| selected(&h.metadata))
+                .map(|h| Object::Hpa(Box::new(h.clone())))
+                .collect(),
+            Kind::Milvuses => inventory
+                .milvuses
+                .iter()
+                .filter(|m| selected(&m.metadata))
+                .map(|m| Object::Milvus(Box::new(m.clone())))
+                .collect(),
+        };
+        let objects = objects.into_iter().map(|o| (key(o.metadata()), o)).collect();
+        Some((objects, version.clone()))
+    }
+}
 
 /// What one stream has seen.
 #[derive(Debug, Default)]
 struct Stream {
+    /// Replaced whole by each list, so that a re-list never shows a half-listed kind.
     objects: BTreeMap<Key, Object>,
-    /// The objects of a list in progress (after `Init`): they replace `objects` at `InitDone`, so that a
-    /// re-list never shows a half-listed kind.
-    listing: Option<BTreeMap<Key, Object>>,
-    /// The first list is done (or the kind was refused and stays empty).
+    /// The first list is done (or seeded, or the kind was refused and stays empty).
     listed: bool,
     note: Option<Note>,
     /// The last error, until the stream yields something again.
-    error: Option<watcher::Error>,
+    error: Option<kube::Error>,
     /// The kind could be listed but the server refuses to watch it (401, 403): waiting for it would be
     /// waiting for nothing, so the next view is this error.
-    refused: Option<watcher::Error>,
+    refused: Option<kube::Error>,
 }
 
 #[derive(Debug, Default)]
@@ -163,63 +281,91 @@ pub struct Follow {
     wake: watch::Receiver<()>,
     tasks: Vec<JoinHandle<()>>,
     queries: Vec<Query>,
-    scope: Scope,
     server: String,
     /// The `version` of the last view given out, and when.
     seen: Option<(u64, Instant)>,
 }
 
 impl Follow {
-    /// Starts one watch per query in `scope` (each does its initial list first).
+    /// Starts one stream per query in `scope` (each lists first).
     pub fn start(kube: &Kube, scope: &Scope, queries: Vec<Query>) -> Follow {
+        Follow::open(kube, scope, queries, None)
+    }
+
+    /// Starts one stream per query in `scope`, each from `seed` when it listed that query in `scope`
+    /// (listed at once: its first view is the seed's objects, and its watch starts from the seed's
+    /// `resourceVersion`); a query the seed did not list is listed first.
+    pub fn seeded(kube: &Kube, scope: &Scope, queries: Vec<Query>, seed: &Seed) -> Follow {
+        Follow::open(kube, scope, queries, Some(seed))
+    }
+
+    fn open(kube: &Kube, scope: &Scope, queries: Vec<Query>, seed: Option<&Seed>) -> Follow {
+        let starts: Vec<_> = queries.iter().map(|query| seed.and_then(|s| s.start(scope, query))).collect();
         let (wake, receiver) = watch::channel(());
-        let state = State { streams: queries.iter().map(|_| Stream::default()).collect(), version: 0 };
-        let shared = Arc::new(Shared { state: Mutex::new(state), wake });
+        let mut streams = Vec::with_capacity(queries.len());
+        let mut froms = Vec::with_capacity(queries.len());
+        for start in starts {
+            match start {
+                Some((objects, version)) => {
+                    streams.push(Stream { objects, listed: true, ..Stream::default() });
+                    froms.push(Some(version));
+                }
+                None => {
+                    streams.push(Stream::default());
+                    froms.push(None);
+                }
+            }
+        }
+        let shared = Arc::new(Shared { state: Mutex::new(State { streams, version: 0 }), wake });
         // Renewed before the connection's read deadline could cut a quiet watch off.
         let timeout = WATCH_TIMEOUT.min(kube.read_timeout.mul_f64(0.75)).as_secs().max(1);
+        let timeout = u32::try_from(timeout).unwrap_or(290);
+        let namespace = match scope {
+            Scope::Namespace(ns) => Some(ns.as_str()),
+            Scope::AllNamespaces => None,
+        };
         let tasks = queries
             .iter()
+            .zip(froms)
             .enumerate()
-            .map(|(index, query)| {
-                let mut config = watcher::Config::default().timeout(u32::try_from(timeout).unwrap_or(290));
-                if let Some(labels) = &query.labels {
-                    config = config.labels(labels);
-                }
-                let task = Task { shared: shared.clone(), index, kind: query.kind, scope: scope.clone() };
-                let client = kube.client.clone();
+            .map(|(index, (query, from))| {
+                let url = match query.kind {
+                    Kind::Deployments => Deployment::url_path(&(), namespace),
+                    Kind::StatefulSets => StatefulSet::url_path(&(), namespace),
+                    Kind::Pods => Pod::url_path(&(), namespace),
+                    Kind::Hpas => HorizontalPodAutoscaler::url_path(&(), namespace),
+                    Kind::Milvuses => DynamicObject::url_path(&read::milvus_resource(), namespace),
+                };
+                let task = Task {
+                    shared: shared.clone(),
+                    index,
+                    kind: query.kind,
+                    scope: scope.clone(),
+                    client: kube.client.clone(),
+                    url,
+                    labels: query.labels.clone(),
+                    timeout,
+                };
                 match query.kind {
-                    Kind::Deployments => tokio::spawn(
-                        task.run(api(client, scope), config, |d| Object::Deployment(Box::new(d))),
+                    Kind::Deployments => {
+                        tokio::spawn(task.run(from, |d: SlimDeployment| {
+                            Decoded::of(Object::Deployment(Box::new(d.into())))
+                        }))
+                    }
+                    Kind::StatefulSets => tokio::spawn(task.run(from, |s: SlimStatefulSet| {
+                        Decoded::of(Object::StatefulSet(Box::new(s.into())))
+                    })),
+                    Kind::Pods => tokio::spawn(
+                        task.run(from, |p: SlimPod| Decoded::of(Object::Pod(Box::new(p.into())))),
                     ),
-                    Kind::StatefulSets => tokio::spawn(
-                        task.run(api(client, scope), config, |s| Object::StatefulSet(Box::new(s))),
+                    Kind::Hpas => tokio::spawn(
+                        task.run(from, |h: HorizontalPodAutoscaler| Decoded::of(Object::Hpa(Box::new(h)))),
                     ),
-                    Kind::Pods => {
-                        tokio::spawn(task.run(api(client, scope), config, |p| Object::Pod(Box::new(p))))
-                    }
-                    Kind::Hpas => {
-                        tokio::spawn(task.run(api(client, scope), config, |h| Object::Hpa(Box::new(h))))
-                    }
-                    Kind::Milvuses => {
-                        let resource = read::milvus_resource();
-                        let api: Api<DynamicObject> = match scope {
-                            Scope::Namespace(ns) => Api::namespaced_with(client, ns, &resource),
-                            Scope::AllNamespaces => Api::all_with(client, &resource),
-                        };
-                        tokio::spawn(task.run_milvuses(api, config))
-                    }
+                    Kind::Milvuses => tokio::spawn(task.run(from, Decoded::milvus)),
                 }
             })
             .collect();
-        Follow {
-            shared,
-            wake: receiver,
-            tasks,
-            queries,
-            scope: scope.clone(),
-            server: kube.server.clone(),
-            seen: None,
-        }
+        Follow { shared, wake: receiver, tasks, queries, server: kube.server.clone(), seen: None }
     }
 
     /// The unselected streams of [`read::read`]'s `kinds`.
@@ -232,27 +378,29 @@ impl Follow {
         Follow::start(kube, scope, Query::for_release(kinds, release))
     }
 
+    /// As [`Follow::release`], each stream started from `seed` where it can be (see [`Follow::seeded`]).
+    pub fn release_seeded(kube: &Kube, scope: &Scope, kinds: Kinds, release: &str, seed: &Seed) -> Follow {
+        Follow::seeded(kube, scope, Query::for_release(kinds, release), seed)
+    }
+
     /// The current view: waits only until every stream's initial list is done. A required kind (or an
     /// optional one, for an error other than a refusal) that cannot be listed at first is an error.
     pub async fn latest(&mut self) -> Result<Reading, Error> {
         loop {
             {
                 let mut state = self.shared.lock();
-                if let Some((index, error)) = refusal(&mut state) {
-                    return Err(self.error(index, error));
+                if let Some(error) = refusal(&mut state) {
+                    return Err(self.error(error));
                 }
                 if self.seen.is_some() || state.streams.iter().all(|s| s.listed) {
                     let reading = self.view(&state);
                     self.seen = Some((state.version, Instant::now()));
                     return Ok(reading);
                 }
-                if let Some((index, error)) = state
-                    .streams
-                    .iter_mut()
-                    .enumerate()
-                    .find_map(|(i, s)| if s.listed { None } else { s.error.take().map(|e| (i, e)) })
+                if let Some(error) =
+                    state.streams.iter_mut().find_map(|s| if s.listed { None } else { s.error.take() })
                 {
-                    return Err(self.error(index, error));
+                    return Err(self.error(error));
                 }
             }
             self.woken().await?;
@@ -267,8 +415,8 @@ impl Follow {
         };
         loop {
             let refused = refusal(&mut self.shared.lock());
-            if let Some((index, error)) = refused {
-                return Err(self.error(index, error));
+            if let Some(error) = refused {
+                return Err(self.error(error));
             }
             if self.shared.lock().version != seen {
                 tokio::time::sleep_until(at + COALESCE).await;
@@ -285,14 +433,8 @@ impl Follow {
     /// what to say when the view may be out of date. Taken: asked again, it is `None` until the next
     /// failure.
     pub fn trouble(&mut self) -> Option<Error> {
-        let found = self
-            .shared
-            .lock()
-            .streams
-            .iter_mut()
-            .enumerate()
-            .find_map(|(i, s)| s.error.take().map(|e| (i, e)));
-        found.map(|(index, error)| self.error(index, error))
+        let found = self.shared.lock().streams.iter_mut().find_map(|s| s.error.take());
+        found.map(|error| self.error(error))
     }
 
     async fn woken(&mut self) -> Result<(), Error> {
@@ -320,21 +462,12 @@ impl Follow {
                 }
             }
         }
-        Reading { inventory, notes }
+        Reading { inventory, notes, listed: Vec::new() }
     }
 
-    /// The error of stream `index` as the user reads it.
-    fn error(&self, index: usize, error: watcher::Error) -> Error {
-        let resource = self.queries.get(index).map_or("objects", |q| q.kind.resource());
-        match error {
-            watcher::Error::InitialListFailed(e)
-            | watcher::Error::WatchStartFailed(e)
-            | watcher::Error::WatchFailed(e) => Error::api(e, &self.server),
-            watcher::Error::WatchError(status) => Error::api(kube::Error::Api(status), &self.server),
-            other @ watcher::Error::NoResourceVersion => {
-                Error::Failed(format!("cannot watch {resource} {}: {other}", self.scope.describe()))
-            }
-        }
+    /// A stream's error as the user reads it.
+    fn error(&self, error: kube::Error) -> Error {
+        Error::api(error, &self.server)
     }
 }
 
@@ -346,142 +479,305 @@ impl Drop for Follow {
     }
 }
 
-/// A stream whose watch the server refused, and the refusal.
-fn refusal(state: &mut State) -> Option<(usize, watcher::Error)> {
-    state.streams.iter_mut().enumerate().find_map(|(i, s)| s.refused.take().map(|e| (i, e)))
+/// The refusal of a stream whose watch the server refused.
+fn refusal(state: &mut State) -> Option<kube::Error> {
+    state.streams.iter_mut().find_map(|s| s.refused.take())
 }
 
 /// 401 or 403: not allowed, and trying again will not change it.
-fn is_refusal(error: &watcher::Error) -> bool {
-    let code = match error {
-        watcher::Error::WatchStartFailed(kube::Error::Api(status))
-        | watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code,
-        watcher::Error::WatchError(status) => status.code,
-        _ => return false,
-    };
-    matches!(code, 401 | 403)
+fn is_refusal(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if matches!(status.code, 401 | 403))
 }
 
-fn api<K>(client: kube::Client, scope: &Scope) -> Api<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
-{
-    match scope {
-        Scope::Namespace(ns) => Api::namespaced(client, ns),
-        Scope::AllNamespaces => Api::all(client),
-    }
+/// 410 Gone: the `resourceVersion` is older than the history the server keeps.
+fn is_gone(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 410)
 }
 
-/// One stream's task: applies its watcher's events to its [`Stream`].
+/// Which request of a stream failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    List,
+    Watch,
+}
+
+/// How a watch ended: where the next one starts.
+enum Resume {
+    /// Watch again from this `resourceVersion` (the server ended the watch, or it failed and was waited
+    /// out).
+    From(String),
+    /// The `resourceVersion` is gone: list again.
+    List,
+    /// The kind is refused: the stream is done.
+    Stop,
+}
+
+/// One stream's task: lists (unless seeded), watches, and applies what it sees to its [`Stream`].
 struct Task {
     shared: Arc<Shared>,
     index: usize,
     kind: Kind,
     scope: Scope,
+    client: kube::Client,
+    /// The collection, in the scope.
+    url: String,
+    labels: Option<String>,
+    /// `timeoutSeconds` of each watch.
+    timeout: u32,
 }
 
 impl Task {
-    async fn run<K>(self, api: Api<K>, config: watcher::Config, keep: impl Fn(K) -> Object)
+    /// Follows the collection from `from` (a seed's `resourceVersion`), else from a list, until the
+    /// kind is refused or the task is aborted. Objects are decoded as `T`, kept as `decode` makes them.
+    async fn run<T>(self, mut from: Option<String>, decode: impl Fn(T) -> Decoded)
     where
-        K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+        T: Clone + DeserializeOwned + Send + 'static,
     {
-        self.follow(api, config, |object| Some(keep(object))).await;
+        let mut backoff = backoff();
+        loop {
+            let version = match from.take() {
+                Some(version) => version,
+                None => match self.list(&decode).await {
+                    Ok(version) => {
+                        backoff = self::backoff();
+                        version
+                    }
+                    Err(error) => {
+                        if self.failed(Phase::List, error) {
+                            return;
+                        }
+                        wait_out(&mut backoff).await;
+                        continue;
+                    }
+                },
+            };
+            match self.watch(version, &decode, &mut backoff).await {
+                Resume::From(version) => from = Some(version),
+                Resume::List => {}
+                Resume::Stop => return,
+            }
+        }
     }
 
-    /// `Milvus` objects come through the dynamic API, as [`read::read`] reads them: one the plugin cannot
-    /// read is left out.
-    async fn run_milvuses(self, api: Api<DynamicObject>, config: watcher::Config) {
-        self.follow(api, config, |object| {
-            let value = serde_json::to_value(object).ok()?;
-            Milvus::from_value(value).ok().map(|m| Object::Milvus(Box::new(m)))
-        })
-        .await;
+    /// Lists the collection page by page and replaces the stream's objects with the whole list at once.
+    /// Gives the list's `resourceVersion`.
+    async fn list<T>(&self, decode: &impl Fn(T) -> Decoded) -> Result<String, kube::Error>
+    where
+        T: Clone + DeserializeOwned,
+    {
+        let request = kube::core::Request::new(&self.url);
+        let mut params = ListParams::default().limit(PAGE);
+        if let Some(labels) = &self.labels {
+            params = params.labels(labels);
+        }
+        let mut objects = BTreeMap::new();
+        loop {
+            let page: ObjectList<T> =
+                self.client.request(request.list(&params).map_err(kube::Error::BuildRequest)?).await?;
+            for decoded in page.items.into_iter().map(decode) {
+                if let Some(object) = decoded.object {
+                    objects.insert(decoded.key, object);
+                }
+            }
+            match page.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => {
+                    self.change(|stream| {
+                        stream.objects = objects;
+                        stream.listed = true;
+                    });
+                    return Ok(page.metadata.resource_version.unwrap_or_default());
+                }
+            }
+        }
     }
 
-    async fn follow<K>(self, api: Api<K>, config: watcher::Config, keep: impl Fn(K) -> Option<Object>)
+    /// One watch from `version`, applying its events until it ends.
+    async fn watch<T>(
+        &self,
+        mut version: String,
+        decode: &impl Fn(T) -> Decoded,
+        backoff: &mut ExponentialBackoff,
+    ) -> Resume
     where
-        K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+        T: Clone + DeserializeOwned + Send + 'static,
     {
-        let events = watcher::watcher(api, config).default_backoff();
+        // With bookmarks (the default): the watch stays current while nothing changes.
+        let mut params = WatchParams::default().timeout(self.timeout);
+        if let Some(labels) = &self.labels {
+            params = params.labels(labels);
+        }
+        let request = kube::core::Request::new(&self.url).watch(&params, &version);
+        let events = match request.map_err(kube::Error::BuildRequest) {
+            Ok(mut request) => {
+                request.extensions_mut().insert("watch");
+                self.client.request_events::<T>(request).await
+            }
+            Err(error) => Err(error),
+        };
+        let events = match events {
+            Ok(events) => events,
+            Err(error) if is_gone(&error) => return Resume::List,
+            Err(error) => return self.retry(error, version, backoff).await,
+        };
         futures::pin_mut!(events);
         while let Some(event) = events.next().await {
-            let stop = self.apply(event, &keep);
-            self.shared.wake.send_replace(());
-            if stop {
-                return;
+            match event {
+                Ok(WatchEvent::Added(object) | WatchEvent::Modified(object)) => {
+                    let decoded = decode(object);
+                    version = decoded.version.unwrap_or(version);
+                    self.change(|stream| match decoded.object {
+                        Some(object) => {
+                            stream.objects.insert(decoded.key, object);
+                        }
+                        None => {
+                            stream.objects.remove(&decoded.key);
+                        }
+                    });
+                }
+                Ok(WatchEvent::Deleted(object)) => {
+                    let decoded = decode(object);
+                    version = decoded.version.unwrap_or(version);
+                    self.change(|stream| {
+                        stream.objects.remove(&decoded.key);
+                    });
+                }
+                Ok(WatchEvent::Bookmark(bookmark)) => {
+                    version = bookmark.metadata.resource_version;
+                    self.working();
+                }
+                Ok(WatchEvent::Error(status)) if status.code == 410 => return Resume::List,
+                Ok(WatchEvent::Error(status)) => {
+                    return self.retry(kube::Error::Api(status), version, backoff).await;
+                }
+                Err(error) if is_gone(&error) => return Resume::List,
+                Err(error) => return self.retry(error, version, backoff).await,
             }
+            *backoff = self::backoff();
+        }
+        // The server ended the watch (timeoutSeconds): renewed at once from where it was.
+        Resume::From(version)
+    }
+
+    /// A watch from `version` failed: unless the kind is refused, watch again from there after the
+    /// next backoff delay.
+    async fn retry(&self, error: kube::Error, version: String, backoff: &mut ExponentialBackoff) -> Resume {
+        if self.failed(Phase::Watch, error) {
+            return Resume::Stop;
+        }
+        wait_out(backoff).await;
+        Resume::From(version)
+    }
+
+    /// Applies a change to the stream's objects; the stream works again.
+    fn change(&self, apply: impl FnOnce(&mut Stream)) {
+        {
+            let mut state = self.shared.lock();
+            let State { streams, version } = &mut *state;
+            if let Some(stream) = streams.get_mut(self.index) {
+                apply(stream);
+                stream.error = None;
+                *version += 1;
+            }
+        }
+        self.shared.wake.send_replace(());
+    }
+
+    /// The stream works again (a bookmark arrived), with nothing new to see.
+    fn working(&self) {
+        if let Some(stream) = self.shared.lock().streams.get_mut(self.index) {
+            stream.error = None;
         }
     }
 
-    /// Applies one event; true when the stream is done (its kind refused: it stays empty).
-    fn apply<K: Resource>(
-        &self,
-        event: watcher::Result<watcher::Event<K>>,
-        keep: &impl Fn(K) -> Option<Object>,
-    ) -> bool {
-        let mut state = self.shared.lock();
-        let State { streams, version } = &mut *state;
-        let Some(stream) = streams.get_mut(self.index) else {
-            return true;
-        };
-        let key = |object: &K| (object.namespace().unwrap_or_default(), object.name_any());
-        match event {
-            Ok(watcher::Event::Init) => stream.listing = Some(BTreeMap::new()),
-            Ok(watcher::Event::InitApply(object)) => {
-                let key = key(&object);
-                if let (Some(listing), Some(object)) = (stream.listing.as_mut(), keep(object)) {
-                    listing.insert(key, object);
-                }
-            }
-            Ok(watcher::Event::InitDone) => {
-                stream.objects = stream.listing.take().unwrap_or_default();
-                stream.listed = true;
-                *version += 1;
-            }
-            Ok(watcher::Event::Apply(object)) => {
-                let key = key(&object);
-                match keep(object) {
-                    Some(object) => stream.objects.insert(key, object),
-                    None => stream.objects.remove(&key),
-                };
-                *version += 1;
-            }
-            Ok(watcher::Event::Delete(object)) => {
-                stream.objects.remove(&key(&object));
-                *version += 1;
-            }
-            Err(error) if stream.listed && is_refusal(&error) => {
-                stream.refused = Some(error);
+    /// Records a failure; true when the stream is done (its kind refused: it stays as it is, or empty).
+    fn failed(&self, phase: Phase, error: kube::Error) -> bool {
+        let stop = {
+            let mut state = self.shared.lock();
+            let State { streams, version } = &mut *state;
+            let Some(stream) = streams.get_mut(self.index) else {
                 return true;
-            }
-            Err(error) => {
-                if !stream.listed && self.kind.optional() {
-                    let refused = match error {
-                        watcher::Error::InitialListFailed(e) | watcher::Error::WatchStartFailed(e) => {
-                            read::soft_note(e, self.kind.resource(), &self.scope)
-                        }
-                        other => {
-                            stream.error = Some(other);
-                            return false;
-                        }
-                    };
-                    match refused {
-                        Ok(note) => {
-                            stream.note = note;
-                            stream.listed = true;
-                            stream.listing = None;
-                            *version += 1;
-                            return true;
-                        }
-                        Err(e) => stream.error = Some(watcher::Error::InitialListFailed(e)),
+            };
+            if phase == Phase::Watch && stream.listed && is_refusal(&error) {
+                stream.refused = Some(error);
+                true
+            } else if phase == Phase::List && !stream.listed && self.kind.optional() {
+                match read::soft_note(error, self.kind.resource(), &self.scope) {
+                    Ok(note) => {
+                        stream.note = note;
+                        stream.listed = true;
+                        *version += 1;
+                        true
                     }
-                } else {
-                    stream.error = Some(error);
+                    Err(error) => {
+                        stream.error = Some(error);
+                        false
+                    }
                 }
-                return false;
+            } else {
+                stream.error = Some(error);
+                false
             }
+        };
+        self.shared.wake.send_replace(());
+        stop
+    }
+}
+
+/// Waits for the next backoff delay.
+async fn wait_out(backoff: &mut ExponentialBackoff) {
+    tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, labels: &[(&str, &str)]) -> Pod {
+        let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                labels: Some(labels),
+                ..ObjectMeta::default()
+            },
+            ..Pod::default()
         }
-        stream.error = None;
-        false
+    }
+
+    #[test]
+    fn a_seed_gives_each_stream_what_its_own_list_would_have() {
+        let [by_instance, by_release] = read::release_pod_selectors(&["my".to_string()]).unwrap();
+        let inventory = Inventory {
+            pods: vec![
+                pod("milvus", &[("app.kubernetes.io/instance", "my")]),
+                pod("minio", &[("release", "my")]),
+                pod("both", &[("app.kubernetes.io/instance", "my-etcd"), ("release", "my")]),
+            ],
+            ..Inventory::default()
+        };
+        let scope = Scope::Namespace("default".into());
+        let instance = Query { kind: Kind::Pods, labels: Some(by_instance) };
+        let release = Query { kind: Kind::Pods, labels: Some(by_release) };
+        let seed = Seed {
+            scope: scope.clone(),
+            inventory,
+            listed: vec![
+                (instance.clone(), "7".into()),
+                (release.clone(), "8".into()),
+                (Query::all(Kind::Deployments), "9".into()),
+            ],
+        };
+        let names = |query: &Query| {
+            let (objects, version) = seed.start(&scope, query).unwrap();
+            (objects.into_keys().map(|(_, name)| name).collect::<Vec<_>>(), version)
+        };
+        assert_eq!(names(&instance), (vec!["both".to_string(), "milvus".to_string()], "7".to_string()));
+        assert_eq!(names(&release), (vec!["both".to_string(), "minio".to_string()], "8".to_string()));
+        assert_eq!(names(&Query::all(Kind::Deployments)), (Vec::new(), "9".to_string()));
+        // Not listed (refused, or not asked for), or listed elsewhere: the stream lists for itself.
+        assert!(seed.start(&scope, &Query::all(Kind::StatefulSets)).is_none());
+        assert!(seed.start(&Scope::Namespace("other".into()), &instance).is_none());
     }
 }

@@ -9,6 +9,7 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Object
 use serde::de::DeserializeOwned;
 
 use super::Kube;
+use super::follow::{Kind, Query};
 use super::slim::{SlimDeployment, SlimPod, SlimStatefulSet};
 use crate::error::Error;
 use crate::milvus::{Inventory, Milvus};
@@ -57,6 +58,10 @@ pub enum NoteKind {
 pub struct Reading {
     pub inventory: Inventory,
     pub notes: Vec<Note>,
+    /// Each list that was read, as the [`Query`] that follows it, with the list's `resourceVersion`: a
+    /// watch of that query from there sees every change after this reading. A kind not read (refused,
+    /// not asked for) has none.
+    pub listed: Vec<(Query, String)>,
 }
 
 pub fn milvus_resource() -> ApiResource {
@@ -72,7 +77,13 @@ impl Scope {
     }
 }
 
-async fn list<K>(kube: &Kube, scope: &Scope) -> Result<Vec<K>, kube::Error>
+/// Objects, and the `resourceVersion` their list was read at.
+type Listed<T> = (Vec<T>, String);
+
+/// Objects, and the `resourceVersion` of each list they were read in, by the [`Query`] that follows it.
+type Versioned<T> = (Vec<T>, Vec<(Query, String)>);
+
+async fn list<K>(kube: &Kube, scope: &Scope) -> Result<Listed<K>, kube::Error>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -82,20 +93,20 @@ where
 }
 
 /// Objects of kind `K` read as their slim form `S` (see [`super::slim`]).
-async fn list_slim<K, S>(kube: &Kube, scope: &Scope) -> Result<Vec<K>, kube::Error>
+async fn list_slim<K, S>(kube: &Kube, scope: &Scope) -> Result<Listed<K>, kube::Error>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + From<S>,
     S: Clone + DeserializeOwned,
 {
-    let items: Vec<S> = list_pages(kube, &K::url_path(&(), scope.namespace()), None).await?;
-    Ok(items.into_iter().map(K::from).collect())
+    let (items, version) = list_pages::<S>(kube, &K::url_path(&(), scope.namespace()), None).await?;
+    Ok((items.into_iter().map(K::from).collect(), version))
 }
 
 /// Every page of the list at `url`, optionally label-selected, each page decoded as `T` (which may
 /// hold less than the whole object: serde skips what `T` does not name). Pages hold `--chunk-size`
 /// objects (500, as kubectl), so no single reply holds a large list; together they are one
-/// consistent snapshot (the `continue` token pins the resourceVersion).
-async fn list_pages<T>(kube: &Kube, url: &str, selector: Option<&str>) -> Result<Vec<T>, kube::Error>
+/// consistent snapshot (the `continue` token pins the resourceVersion), given back with the objects.
+async fn list_pages<T>(kube: &Kube, url: &str, selector: Option<&str>) -> Result<Listed<T>, kube::Error>
 where
     T: Clone + DeserializeOwned,
 {
@@ -114,7 +125,7 @@ where
         items.extend(page.items);
         match page.metadata.continue_.filter(|token| !token.is_empty()) {
             Some(token) => params = params.continue_token(&token),
-            None => return Ok(items),
+            None => return Ok((items, page.metadata.resource_version.unwrap_or_default())),
         }
     }
 }
@@ -129,9 +140,10 @@ pub enum Pods<'a> {
 }
 
 /// Pods, decoded as [`SlimPod`]s: only what the model reads is kept.
-async fn list_pods(kube: &Kube, scope: &Scope, selector: Option<&str>) -> Result<Vec<Pod>, kube::Error> {
+async fn list_pods(kube: &Kube, scope: &Scope, selector: Option<&str>) -> Result<Listed<Pod>, kube::Error> {
     let url = Pod::url_path(&(), scope.namespace());
-    Ok(list_pages::<SlimPod>(kube, &url, selector).await?.into_iter().map(Pod::from).collect())
+    let (pods, version) = list_pages::<SlimPod>(kube, &url, selector).await?;
+    Ok((pods.into_iter().map(Pod::from).collect(), version))
 }
 
 /// The names under which a release's pods are labelled: the release itself, and for an operator
@@ -164,33 +176,44 @@ pub fn release_pod_selectors(releases: &[String]) -> Option<[String; 2]> {
 
 /// The pods of `releases`: every pod of a Milvus release or of its dependencies carries the release
 /// name in `app.kubernetes.io/instance` (Milvus, etcd, kafka) or `release` (minio, pulsar), so two
-/// label-selected lists, issued concurrently, read them all and no pod of another application.
-async fn list_release_pods(kube: &Kube, scope: &Scope, releases: &[String]) -> Result<Vec<Pod>, kube::Error> {
+/// label-selected lists, issued concurrently, read them all and no pod of another application. Each
+/// list's `resourceVersion` is given with its selector.
+async fn list_release_pods(
+    kube: &Kube,
+    scope: &Scope,
+    releases: &[String],
+) -> Result<Versioned<Pod>, kube::Error> {
     let Some([by_instance, by_release]) = release_pod_selectors(releases) else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
-    let (instance, release) = futures::try_join!(
+    let ((instance, instance_version), (release, release_version)) = futures::try_join!(
         list_pods(kube, scope, Some(&by_instance)),
         list_pods(kube, scope, Some(&by_release))
     )?;
+    let listed = vec![
+        (Query { kind: Kind::Pods, labels: Some(by_instance) }, instance_version),
+        (Query { kind: Kind::Pods, labels: Some(by_release) }, release_version),
+    ];
     let mut seen = std::collections::HashSet::new();
-    Ok(instance
+    let pods = instance
         .into_iter()
         .chain(release)
         .filter(|pod| seen.insert((pod.metadata.namespace.clone(), pod.metadata.name.clone())))
-        .collect())
+        .collect();
+    Ok((pods, listed))
 }
 
 /// Lists `Milvus` objects through the dynamic API, so that one object the plugin cannot read (a field of
 /// an unexpected type) leaves only that object out; its release is then shown as one whose `Milvus`
 /// object could not be read.
-async fn list_milvuses(kube: &Kube, scope: &Scope) -> Result<Vec<Milvus>, kube::Error> {
+async fn list_milvuses(kube: &Kube, scope: &Scope) -> Result<Listed<Milvus>, kube::Error> {
     let url = DynamicObject::url_path(&milvus_resource(), scope.namespace());
-    let items: Vec<DynamicObject> = list_pages(kube, &url, None).await?;
-    Ok(items
+    let (items, version) = list_pages::<DynamicObject>(kube, &url, None).await?;
+    let milvuses = items
         .into_iter()
         .filter_map(|o| serde_json::to_value(o).ok().and_then(|v| Milvus::from_value(v).ok()))
-        .collect())
+        .collect();
+    Ok((milvuses, version))
 }
 
 /// Reads Deployments and StatefulSets (required) and the optional kinds, concurrently: one request each.
@@ -203,27 +226,43 @@ pub async fn read(kube: &Kube, scope: &Scope, kinds: Kinds) -> Result<Reading, E
 pub async fn read_with(kube: &Kube, scope: &Scope, kinds: Kinds, pods: Pods<'_>) -> Result<Reading, Error> {
     let pod_list = async {
         match pods {
-            Pods::All => list_pods(kube, scope, None).await,
+            Pods::All => list_pods(kube, scope, None).await.map(at(Query::all(Kind::Pods))),
             Pods::OfReleases(releases) => list_release_pods(kube, scope, releases).await,
         }
     };
     let (deployments, stateful_sets, pods, hpas, milvuses) = futures::join!(
-        list_slim::<Deployment, SlimDeployment>(kube, scope),
-        list_slim::<StatefulSet, SlimStatefulSet>(kube, scope),
+        async {
+            list_slim::<Deployment, SlimDeployment>(kube, scope).await.map(at(Query::all(Kind::Deployments)))
+        },
+        async {
+            list_slim::<StatefulSet, SlimStatefulSet>(kube, scope)
+                .await
+                .map(at(Query::all(Kind::StatefulSets)))
+        },
         optional(kinds.pods, pod_list),
-        optional(kinds.hpas, list::<HorizontalPodAutoscaler>(kube, scope)),
-        optional(kinds.milvuses, list_milvuses(kube, scope)),
+        optional(kinds.hpas, async {
+            list::<HorizontalPodAutoscaler>(kube, scope).await.map(at(Query::all(Kind::Hpas)))
+        }),
+        optional(kinds.milvuses, async {
+            list_milvuses(kube, scope).await.map(at(Query::all(Kind::Milvuses)))
+        }),
     );
     let fail = |e| Error::api(e, &kube.server);
     let mut notes = Vec::new();
+    let mut listed = Vec::new();
+    let deployments = versions(deployments, &mut listed).map_err(fail)?;
+    let stateful_sets = versions(stateful_sets, &mut listed).map_err(fail)?;
+    let pods = soft(versions(pods, &mut listed), "pods", scope, &mut notes).map_err(fail)?;
+    let hpas = versions(hpas, &mut listed);
+    let milvuses = versions(milvuses, &mut listed);
     let inventory = Inventory {
-        deployments: deployments.map_err(fail)?,
-        stateful_sets: stateful_sets.map_err(fail)?,
-        pods: soft(pods, "pods", scope, &mut notes).map_err(fail)?,
+        deployments,
+        stateful_sets,
+        pods,
         hpas: soft(hpas, "horizontalpodautoscalers.autoscaling", scope, &mut notes).map_err(fail)?,
         milvuses: soft(milvuses, "milvuses.milvus.io", scope, &mut notes).map_err(fail)?,
     };
-    Ok(Reading { inventory, notes })
+    Ok(Reading { inventory, notes, listed })
 }
 
 /// Only the pods of `releases` (two label-selected lists); a refusal becomes a [`Note`] and no pods.
@@ -233,15 +272,31 @@ pub async fn read_pods(
     releases: &[String],
     notes: &mut Vec<Note>,
 ) -> Result<Vec<Pod>, Error> {
-    let pods = list_release_pods(kube, scope, releases).await;
+    let pods = list_release_pods(kube, scope, releases).await.map(|(pods, _)| pods);
     soft(pods, "pods", scope, notes).map_err(|e| Error::api(e, &kube.server))
 }
 
 async fn optional<T>(
     wanted: bool,
-    request: impl std::future::Future<Output = Result<Vec<T>, kube::Error>>,
+    request: impl std::future::Future<Output = Result<Versioned<T>, kube::Error>>,
+) -> Result<Versioned<T>, kube::Error> {
+    if wanted { request.await } else { Ok((Vec::new(), Vec::new())) }
+}
+
+/// The objects of lists that were read, their `resourceVersion`s added to `listed`.
+fn versions<T>(
+    result: Result<Versioned<T>, kube::Error>,
+    listed: &mut Vec<(Query, String)>,
 ) -> Result<Vec<T>, kube::Error> {
-    if wanted { request.await } else { Ok(Vec::new()) }
+    result.map(|(items, mut versions)| {
+        listed.append(&mut versions);
+        items
+    })
+}
+
+/// A list's objects, with its `resourceVersion` as that of `query`.
+fn at<T>(query: Query) -> impl FnOnce(Listed<T>) -> Versioned<T> {
+    move |(items, version)| (items, vec![(query, version)])
 }
 
 /// Turns a refusal from the server (forbidden, absent resource type) into a note; other errors stay errors.

@@ -2,8 +2,12 @@
 //! model as `status`; what is seen while waiting goes to the [`Reporter`].
 //!
 //! The release is followed with watches ([`Follow`]), started at the first wait and kept for the
-//! command's later waits: the namespace is listed once per kind, then only changes arrive, and the
-//! release is judged again after each (bursts coalesced).
+//! command's later waits: only changes arrive, and the release is judged again after each (bursts
+//! coalesced). Given the reading the release was found in ([`Waiter::seeded`]), the watches start from
+//! that reading: nothing is listed again, and they deliver every change made since, this command's
+//! writes included (the first view may be from before a write: the owner read from the server then
+//! tells that apart from someone else's change).
+//! Without one, each kind is listed once when the watches start.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +19,7 @@ use tokio::time::Instant;
 use super::engine::{Event, Reporter};
 use super::owner::Owner;
 use crate::client::Kube;
-use crate::client::follow::Follow;
+use crate::client::follow::{Follow, Seed};
 use crate::client::read::{Kinds, Reading, Scope};
 use crate::error::Error;
 use crate::milvus::{self, Component, DiscoveryOptions, ManagedBy, Milvus, PodProblem, Release};
@@ -86,6 +90,8 @@ pub struct Waiter<'a> {
     pub interrupt: Interrupt,
     /// The watches of the namespace, from the first wait on.
     follow: tokio::sync::Mutex<Option<Follow>>,
+    /// What the watches start from, until they do.
+    seed: Option<Seed>,
 }
 
 impl<'a> Waiter<'a> {
@@ -99,7 +105,14 @@ impl<'a> Waiter<'a> {
             operator: matches!(release.managed_by, ManagedBy::Operator { .. }),
             interrupt,
             follow: tokio::sync::Mutex::new(None),
+            seed: None,
         }
+    }
+
+    /// Starts the watches from `seed` (the reading `release` was found in, made before any write of
+    /// this command) rather than from lists of their own.
+    pub fn seeded(self, seed: Seed) -> Self {
+        Waiter { seed: Some(seed), ..self }
     }
 
     fn scope(&self) -> Scope {
@@ -154,7 +167,12 @@ impl<'a> Waiter<'a> {
         let mut follow = self.follow.lock().await;
         let follow = match &mut *follow {
             Some(follow) => follow,
-            none => none.insert(Follow::release(self.kube, &self.scope(), self.kinds(), self.release)),
+            none => none.insert(match &self.seed {
+                Some(seed) => {
+                    Follow::release_seeded(self.kube, &self.scope(), self.kinds(), self.release, seed)
+                }
+                None => Follow::release(self.kube, &self.scope(), self.kinds(), self.release),
+            }),
         };
         let mut release: Option<Release> = None;
         let mut first = true;

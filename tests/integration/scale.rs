@@ -503,19 +503,17 @@ fn scale_in_goes_one_replica_at_a_time_with_a_health_check_between() {
         .map(|(i, r)| (i, r.body.clone().unwrap_or_default()["spec"]["replicas"].as_i64().unwrap_or(-1)))
         .collect();
     assert_eq!(writes.iter().map(|(_, v)| *v).collect::<Vec<_>>(), [4, 3, 2]);
-    // Between two writes the component's health was checked: after the first write the pods were listed
-    // and watched, and every later write came after that watch was opened (its view judged health). The
-    // pods are listed once for all the waits (and once to find the release), not once per check.
+    // Between two writes the component's health was checked: after the first write the pods were
+    // watched (from the lists that found the release), and every later write came after that watch was
+    // opened (its view judged health). The pods are listed only to find the release, not once per check.
     let is_pods = |r: &RequestRecord| r.path.ends_with("/pods");
-    let between = &requests[writes[0].0 + 1..writes[1].0];
-    assert!(between.iter().any(|r| is_pods(r) && r.verb.as_deref() == Some("list")), "{between:?}");
     for pair in writes.windows(2) {
         let before = &requests[writes[0].0 + 1..pair[1].0];
         assert!(before.iter().any(|r| is_pods(r) && r.watch), "{before:?}");
     }
-    // Two label-selected lists to find the release, two to start the watches.
+    // Two label-selected lists to find the release; the watches start from them.
     let pod_lists = requests.iter().filter(|r| is_pods(r) && r.verb.as_deref() == Some("list")).count();
-    assert_eq!(pod_lists, 4, "{:#?}", request_lines(&requests));
+    assert_eq!(pod_lists, 2, "{:#?}", request_lines(&requests));
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 2);
 
     // --step 0 does it in one change.
@@ -574,12 +572,12 @@ fn count(requests: &[RequestRecord], kind: &str, verb: &str) -> usize {
 #[test]
 fn a_quiet_wait_lists_each_kind_once_then_only_watches() {
     // Seconds pass with nothing changing while the new pod starts: the old loop listed every kind
-    // every second; now each is listed once to find the release and once to start its watch (the
-    // pods: by each of the release's two label selectors).
+    // every second; now each is listed once, to find the release (the pods: by each of the release's
+    // two label selectors), and its watch starts from that list.
     let (_api, requests) = scale_and_wait_with(Duration::from_secs(6), &[]);
     for (kind, streams) in [("/deployments", 1), ("/statefulsets", 1), ("/pods", 2)] {
         let lines = request_lines(&requests);
-        assert_eq!(count(&requests, kind, "list"), 2 * streams, "{kind}: {lines:#?}");
+        assert_eq!(count(&requests, kind, "list"), streams, "{kind}: {lines:#?}");
         assert!(count(&requests, kind, "watch") >= streams, "{kind} watched: {lines:#?}");
     }
     let pod_watches: std::collections::BTreeSet<&str> = requests
@@ -623,11 +621,66 @@ fn a_watch_answered_410_gone_lists_again_and_the_wait_completes() {
     let expired = Fault::watch_expired().on("GET", "*/pods").with_query("watch", "true").times(1);
     let (api, requests) = scale_and_wait_with(Duration::from_secs(3), &[expired]);
     assert_eq!(api.faults().iter().map(Fault::fired).collect::<Vec<_>>(), [1], "the pods watch expired");
-    // Listed to find the release and to start the watches (two selectors each), and again after the 410.
-    assert_eq!(count(&requests, "/pods", "list"), 5, "{:#?}", request_lines(&requests));
+    // Listed to find the release (two selectors), the watches started from there, and the expired
+    // one's selector listed again after the 410.
+    assert_eq!(count(&requests, "/pods", "list"), 3, "{:#?}", request_lines(&requests));
     assert!(count(&requests, "/pods", "watch") >= 3, "{:#?}", request_lines(&requests));
     // The other kinds were not affected.
-    assert_eq!(count(&requests, "/deployments", "list"), 2, "{:#?}", request_lines(&requests));
+    assert_eq!(count(&requests, "/deployments", "list"), 1, "{:#?}", request_lines(&requests));
+}
+
+#[test]
+fn a_wait_follows_the_release_from_the_lists_it_was_found_in() {
+    // The watches start from the lookup's lists, each from its list's resourceVersion: nothing is
+    // listed a second time. The plugin's own write comes after those lists and before any watch: the
+    // wait sees it through the watches, and completes.
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("helm/default.yaml")
+        .helm_install(true)
+        .scale_up_ready_delay(Duration::from_secs(3))
+        .start();
+    api.clear_requests();
+    let before = api.resource_version();
+    let out = run(&api, &["scale", "my-release", "querynode=2", "--wait", "--timeout", "90s"]).success();
+    assert!(out.stdout.ends_with("querynode: 2 of 2 replicas ready\n"), "{}", out.stdout);
+    let requests = resource_requests(&api);
+    let lines: Vec<String> =
+        requests.iter().map(|r| format!("{} {} {:?} {:?}", r.method, r.path, r.verb, r.query)).collect();
+    let write = requests.iter().position(|r| r.method == "PATCH").expect("the write");
+    assert!(
+        requests[write..].iter().all(|r| r.verb.as_deref() != Some("list")),
+        "nothing is listed after the write: {lines:#?}"
+    );
+    for (kind, streams) in [("/deployments", 1), ("/statefulsets", 1), ("/pods", 2)] {
+        let lists: Vec<&RequestRecord> = requests[..write]
+            .iter()
+            .filter(|r| r.path.ends_with(kind) && r.verb.as_deref() == Some("list"))
+            .collect();
+        assert_eq!(lists.len(), streams, "{kind} listed to find the release: {lines:#?}");
+        for list in lists {
+            let selector = list.query_param("labelSelector");
+            let (at, first) = requests
+                .iter()
+                .enumerate()
+                .find(|(_, r)| {
+                    r.path.ends_with(kind) && r.watch && r.query_param("labelSelector") == selector
+                })
+                .unwrap_or_else(|| panic!("{kind} {selector:?} watched: {lines:#?}"));
+            assert!(at > write, "{kind} {selector:?} watched after the write: {lines:#?}");
+            let from: u64 = first
+                .query_param("resourceVersion")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{kind} watched from a resourceVersion: {lines:#?}"));
+            if api.backend() == Backend::Loopback {
+                // Nothing changed before the write: every list was read at the same resourceVersion.
+                assert_eq!(from, before, "{kind} {selector:?} watched from its list: {lines:#?}");
+            } else {
+                // Other objects of the cluster change too: the list was read at this run, no earlier.
+                assert!(from >= before, "{kind} {selector:?} watched from its list: {lines:#?}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -132,12 +132,14 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         release::find(&kube, &lookup),
         helm::read_deployed(&kube, &kube.namespace, &args.release)
     );
-    let found = found?;
-    let release = &found.release;
+    let mut found = found?;
     let options =
         PlanOptions { allow_zero: args.allow_zero, step: i32::try_from(args.step).unwrap_or(i32::MAX) };
-    let changes = plan::plan(release, found.milvus_object(), &targets, options)
-        .map_err(|refusals| Error::Failed(plan::refusal_message(&release.name, &refusals)))?;
+    let changes = plan::plan(&found.release, found.milvus_object(), &targets, options)
+        .map_err(|refusals| Error::Failed(plan::refusal_message(&found.release.name, &refusals)))?;
+    // The waits follow the release from the reading it was found in: it was made before any write.
+    let seed = found.seed();
+    let release = &found.release;
 
     let mut warnings: Vec<String> = found.notes.iter().map(|n| n.message.clone()).collect();
     if let (ManagedBy::Helm { .. }, Err(why)) = (&release.managed_by, &helm_record) {
@@ -147,7 +149,7 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         report::write_plan(out, release, &changes, args.dry_run)?;
     }
 
-    let waiter = Waiter::new(&kube, release, &args.name.label, Interrupt::install());
+    let waiter = Waiter::new(&kube, release, &args.name.label, Interrupt::install()).seeded(seed);
     let engine = Engine { waiter, options, wait: args.wait, timeout: args.timeout };
     let mut results: Vec<ChangeResult> = changes.into_iter().map(ChangeResult::new).collect();
     let quiet = args.output.is_some();
