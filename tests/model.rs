@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Pod;
+use kubectl_milvus::milvus::Pod;
 use serde::Deserialize;
 use serde_json::{Value, json};
 

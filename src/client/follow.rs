@@ -25,7 +25,6 @@ use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use kube::api::{DynamicObject, ListParams, ObjectList, WatchEvent, WatchParams};
@@ -36,9 +35,9 @@ use tokio::time::Instant;
 
 use super::Kube;
 use super::read::{self, Kinds, Note, Reading, Scope};
-use super::slim::{SlimDeployment, SlimPod, SlimStatefulSet};
+use super::slim::{SlimDeployment, SlimStatefulSet};
 use crate::error::Error;
-use crate::milvus::{Inventory, Milvus};
+use crate::milvus::{Inventory, Milvus, Pod};
 
 /// The shortest gap between two views: events arriving closer together are seen as one change.
 pub const COALESCE: Duration = Duration::from_millis(150);
@@ -138,14 +137,42 @@ enum Object {
 }
 
 impl Object {
-    fn metadata(&self) -> &ObjectMeta {
-        match self {
-            Object::Deployment(d) => &d.metadata,
-            Object::StatefulSet(s) => &s.metadata,
-            Object::Pod(p) => &p.metadata,
-            Object::Hpa(h) => &h.metadata,
-            Object::Milvus(m) => &m.metadata,
+    /// Namespace, name, `resourceVersion` and labels, whatever the kind.
+    fn identity(&self) -> Identity<'_> {
+        fn of(m: &ObjectMeta) -> Identity<'_> {
+            Identity {
+                namespace: m.namespace.as_deref(),
+                name: m.name.as_deref(),
+                version: m.resource_version.as_deref(),
+                labels: m.labels.as_ref(),
+            }
         }
+        match self {
+            Object::Deployment(d) => of(&d.metadata),
+            Object::StatefulSet(s) => of(&s.metadata),
+            Object::Pod(p) => Identity {
+                namespace: p.metadata.namespace.as_deref(),
+                name: p.metadata.name.as_deref(),
+                version: p.metadata.resource_version.as_deref(),
+                labels: p.metadata.labels.as_ref(),
+            },
+            Object::Hpa(h) => of(&h.metadata),
+            Object::Milvus(m) => of(&m.metadata),
+        }
+    }
+}
+
+/// What a stream needs of any object.
+struct Identity<'a> {
+    namespace: Option<&'a str>,
+    name: Option<&'a str>,
+    version: Option<&'a str>,
+    labels: Option<&'a BTreeMap<String, String>>,
+}
+
+impl Identity<'_> {
+    fn key(&self) -> Key {
+        (self.namespace.unwrap_or_default().to_string(), self.name.unwrap_or_default().to_string())
     }
 }
 
@@ -166,8 +193,9 @@ struct Decoded {
 
 impl Decoded {
     fn of(object: Object) -> Decoded {
-        let metadata = object.metadata();
-        Decoded { key: key(metadata), version: metadata.resource_version.clone(), object: Some(object) }
+        let identity = object.identity();
+        let (key, version) = (identity.key(), identity.version.map(str::to_string));
+        Decoded { key, version, object: Some(object) }
     }
 
     /// `Milvus` objects come through the dynamic API, as [`read::read`] reads them: one the plugin
@@ -201,41 +229,25 @@ impl Seed {
             Some(labels) => Some(label_selector::Selector::parse(labels).ok()?),
             None => None,
         };
-        let selected = |metadata: &ObjectMeta| selector.as_ref().is_none_or(|s| s.matches(&metadata.labels));
         let inventory = &self.inventory;
         let objects: Vec<Object> = match query.kind {
-            Kind::Deployments => inventory
-                .deployments
-                .iter()
-                .filter(|d| selected(&d.metadata))
-                .map(|d| Object::Deployment(Box::new(d.clone())))
-                .collect(),
-            Kind::StatefulSets => inventory
-                .stateful_sets
-                .iter()
-                .filter(|s| selected(&s.metadata))
-                .map(|s| Object::StatefulSet(Box::new(s.clone())))
-                .collect(),
-            Kind::Pods => inventory
-                .pods
-                .iter()
-                .filter(|p| selected(&p.metadata))
-                .map(|p| Object::Pod(Box::new(p.clone())))
-                .collect(),
-            Kind::Hpas => inventory
-                .hpas
-                .iter()
-                .filter(|h| selected(&h.metadata))
-                .map(|h| Object::Hpa(Box::new(h.clone())))
-                .collect(),
-            Kind::Milvuses => inventory
-                .milvuses
-                .iter()
-                .filter(|m| selected(&m.metadata))
-                .map(|m| Object::Milvus(Box::new(m.clone())))
-                .collect(),
+            Kind::Deployments => {
+                inventory.deployments.iter().map(|d| Object::Deployment(Box::new(d.clone()))).collect()
+            }
+            Kind::StatefulSets => {
+                inventory.stateful_sets.iter().map(|s| Object::StatefulSet(Box::new(s.clone()))).collect()
+            }
+            Kind::Pods => inventory.pods.iter().map(|p| Object::Pod(Box::new(p.clone()))).collect(),
+            Kind::Hpas => inventory.hpas.iter().map(|h| Object::Hpa(Box::new(h.clone()))).collect(),
+            Kind::Milvuses => {
+                inventory.milvuses.iter().map(|m| Object::Milvus(Box::new(m.clone()))).collect()
+            }
         };
-        let objects = objects.into_iter().map(|o| (key(o.metadata()), o)).collect();
+        let objects = objects
+            .into_iter()
+            .filter(|o| selector.as_ref().is_none_or(|s| s.matches(&o.identity().labels)))
+            .map(|o| (o.identity().key(), o))
+            .collect();
         Some((objects, version.clone()))
     }
 }
@@ -332,7 +344,7 @@ impl Follow {
                 let url = match query.kind {
                     Kind::Deployments => Deployment::url_path(&(), namespace),
                     Kind::StatefulSets => StatefulSet::url_path(&(), namespace),
-                    Kind::Pods => Pod::url_path(&(), namespace),
+                    Kind::Pods => k8s_openapi::api::core::v1::Pod::url_path(&(), namespace),
                     Kind::Hpas => HorizontalPodAutoscaler::url_path(&(), namespace),
                     Kind::Milvuses => DynamicObject::url_path(&read::milvus_resource(), namespace),
                 };
@@ -355,9 +367,9 @@ impl Follow {
                     Kind::StatefulSets => tokio::spawn(task.run(from, |s: SlimStatefulSet| {
                         Decoded::of(Object::StatefulSet(Box::new(s.into())))
                     })),
-                    Kind::Pods => tokio::spawn(
-                        task.run(from, |p: SlimPod| Decoded::of(Object::Pod(Box::new(p.into())))),
-                    ),
+                    Kind::Pods => {
+                        tokio::spawn(task.run(from, |p: Pod| Decoded::of(Object::Pod(Box::new(p)))))
+                    }
                     Kind::Hpas => tokio::spawn(
                         task.run(from, |h: HorizontalPodAutoscaler| Decoded::of(Object::Hpa(Box::new(h)))),
                     ),
@@ -736,11 +748,11 @@ mod tests {
     fn pod(name: &str, labels: &[(&str, &str)]) -> Pod {
         let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Pod {
-            metadata: ObjectMeta {
+            metadata: crate::milvus::PodMeta {
                 name: Some(name.into()),
                 namespace: Some("default".into()),
                 labels: Some(labels),
-                ..ObjectMeta::default()
+                ..crate::milvus::PodMeta::default()
             },
             ..Pod::default()
         }

@@ -4,6 +4,7 @@ pub mod flags;
 pub mod follow;
 mod logging;
 pub mod names;
+mod page;
 pub mod policy;
 pub mod read;
 pub mod selector;

@@ -3,16 +3,16 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::Pod as KubePod;
 use kube::Resource;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, ObjectList};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde::de::DeserializeOwned;
 
-use super::Kube;
 use super::follow::{Kind, Query};
-use super::slim::{SlimDeployment, SlimPod, SlimStatefulSet};
+use super::slim::{SlimDeployment, SlimStatefulSet};
+use super::{Kube, page};
 use crate::error::Error;
-use crate::milvus::{Inventory, Milvus};
+use crate::milvus::{Inventory, Milvus, Pod};
 
 /// Where to look.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +86,9 @@ type Versioned<T> = (Vec<T>, Vec<(Query, String)>);
 async fn list<K>(kube: &Kube, scope: &Scope) -> Result<Listed<K>, kube::Error>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned,
+        + DeserializeOwned
+        + Send
+        + 'static,
 {
     list_pages(kube, &K::url_path(&(), scope.namespace()), None).await
 }
@@ -96,7 +97,7 @@ where
 async fn list_slim<K, S>(kube: &Kube, scope: &Scope) -> Result<Listed<K>, kube::Error>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + From<S>,
-    S: Clone + DeserializeOwned,
+    S: DeserializeOwned + Send + 'static,
 {
     let (items, version) = list_pages::<S>(kube, &K::url_path(&(), scope.namespace()), None).await?;
     Ok((items.into_iter().map(K::from).collect(), version))
@@ -106,9 +107,10 @@ where
 /// hold less than the whole object: serde skips what `T` does not name). Pages hold `--chunk-size`
 /// objects (500, as kubectl), so no single reply holds a large list; together they are one
 /// consistent snapshot (the `continue` token pins the resourceVersion), given back with the objects.
+/// Each page decodes on a blocking thread while the next one is fetched ([`page`]).
 async fn list_pages<T>(kube: &Kube, url: &str, selector: Option<&str>) -> Result<Listed<T>, kube::Error>
 where
-    T: Clone + DeserializeOwned,
+    T: DeserializeOwned + Send + 'static,
 {
     let request = kube::core::Request::new(url);
     let mut params = ListParams::default();
@@ -118,14 +120,34 @@ where
     if let Some(selector) = selector {
         params = params.labels(selector);
     }
+    let fetch = |params: &ListParams| {
+        let built = request.list(params).map_err(kube::Error::BuildRequest);
+        async move { kube.client.request_text(built?).await }
+    };
+    let mut text = fetch(&params).await?;
     let mut items = Vec::new();
     loop {
-        let page: ObjectList<T> =
-            kube.client.request(request.list(&params).map_err(kube::Error::BuildRequest)?).await?;
+        let (head, head_read) = tokio::sync::oneshot::channel();
+        let decoding = tokio::task::spawn_blocking(move || page::decode::<T>(&text, head));
+        // No metadata before the items fail to decode: the decoding's error says why.
+        let token = head_read.await.ok().and_then(|m| m.continue_).filter(|token| !token.is_empty());
+        let next = async {
+            match &token {
+                Some(token) => Some(fetch(&params.clone().continue_token(token)).await),
+                None => None,
+            }
+        };
+        let (decoded, next) = futures::join!(decoding, next);
+        let decoded = decoded.map_err(|e| kube::Error::Service(Box::new(e)))?;
+        let page = decoded.map_err(kube::Error::SerdeError)?;
         items.extend(page.items);
-        match page.metadata.continue_.filter(|token| !token.is_empty()) {
-            Some(token) => params = params.continue_token(&token),
-            None => return Ok((items, page.metadata.resource_version.unwrap_or_default())),
+        match next {
+            Some(next) => text = next?,
+            None => {
+                // The room left by growing is given back: a large list is held for the whole command.
+                items.shrink_to_fit();
+                return Ok((items, page.metadata.resource_version.unwrap_or_default()));
+            }
         }
     }
 }
@@ -139,11 +161,10 @@ pub enum Pods<'a> {
     OfReleases(&'a [String]),
 }
 
-/// Pods, decoded as [`SlimPod`]s: only what the model reads is kept.
+/// Pods, decoded as the model's [`Pod`]: only what the model reads is kept.
 async fn list_pods(kube: &Kube, scope: &Scope, selector: Option<&str>) -> Result<Listed<Pod>, kube::Error> {
-    let url = Pod::url_path(&(), scope.namespace());
-    let (pods, version) = list_pages::<SlimPod>(kube, &url, selector).await?;
-    Ok((pods.into_iter().map(Pod::from).collect(), version))
+    let url = KubePod::url_path(&(), scope.namespace());
+    list_pages::<Pod>(kube, &url, selector).await
 }
 
 /// The names under which a release's pods are labelled: the release itself, and for an operator
@@ -194,12 +215,15 @@ async fn list_release_pods(
         (Query { kind: Kind::Pods, labels: Some(by_instance) }, instance_version),
         (Query { kind: Kind::Pods, labels: Some(by_release) }, release_version),
     ];
-    let mut seen = std::collections::HashSet::new();
-    let pods = instance
-        .into_iter()
-        .chain(release)
-        .filter(|pod| seen.insert((pod.metadata.namespace.clone(), pod.metadata.name.clone())))
-        .collect();
+    // A pod labelled both ways is read twice: kept once.
+    let mut pods = instance;
+    let seen: std::collections::HashSet<(Option<String>, Option<String>)> =
+        pods.iter().map(|pod| (pod.metadata.namespace.clone(), pod.metadata.name.clone())).collect();
+    pods.extend(
+        release
+            .into_iter()
+            .filter(|pod| !seen.contains(&(pod.metadata.namespace.clone(), pod.metadata.name.clone()))),
+    );
     Ok((pods, listed))
 }
 

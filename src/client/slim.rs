@@ -1,31 +1,22 @@
-//! Objects as the Milvus model reads them, decoded without the fields it never looks at.
+//! Workloads as the Milvus model reads them, decoded without the fields it never looks at.
 //!
-//! A pod as the API server sends it carries its whole spec (volumes, environment, probes, security
-//! contexts) and its `managedFields`; decoded into k8s-openapi's `Pod` that is tens of kilobytes per
-//! pod, and a Deployment's pod template as much again. The model needs identity, labels, annotations
-//! and owners, the field managers' names, the replicas and selector, the containers' names and
-//! images, the node, and the status. The slim types deserialise only those (serde skips the rest as
-//! it reads) and become k8s-openapi objects holding just them, so the model keeps its types.
+//! A Deployment as the API server sends it carries its whole pod template (volumes, environment,
+//! probes, security contexts) and its `managedFields`. The model needs identity, labels, annotations
+//! and owners, the field managers' names, the replicas and selector, the template's containers' names
+//! and images and grace period, and the status. The slim types deserialise only those (serde skips
+//! the rest as it reads) and become k8s-openapi objects holding just them, so the model keeps its
+//! types. Pods, far more numerous, are decoded straight into the model's own [`crate::milvus::Pod`].
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStatus, StatefulSet, StatefulSetSpec, StatefulSetStatus,
 };
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodStatus, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, ManagedFieldsEntry, ObjectMeta, OwnerReference, Time,
 };
 use serde::Deserialize;
-
-/// The parts of a pod the model uses.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct SlimPod {
-    metadata: SlimMeta,
-    spec: Option<SlimSpec>,
-    status: Option<PodStatus>,
-}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -197,56 +188,9 @@ impl From<SlimContainer> for Container {
     }
 }
 
-impl From<SlimPod> for Pod {
-    fn from(pod: SlimPod) -> Self {
-        Pod { metadata: pod.metadata.into(), spec: pod.spec.map(PodSpec::from), status: pod.status }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_pod_keeps_what_the_model_reads_and_drops_the_rest() {
-        let json = serde_json::json!({
-            "metadata": {
-                "name": "qn-0", "namespace": "default", "uid": "u1", "resourceVersion": "7",
-                "labels": {"component": "querynode"},
-                "annotations": {"big": "x".repeat(1000)},
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "qn", "uid": "u0", "controller": true}],
-                "creationTimestamp": "2026-01-01T00:00:00Z",
-                "managedFields": [{"manager": "kubelet", "operation": "Update", "fieldsV1": {"f:status": {}}}]
-            },
-            "spec": {
-                "nodeName": "node-1",
-                "containers": [{"name": "querynode", "image": "milvusdb/milvus:v2.6.15", "env": [{"name": "A", "value": "b"}]}],
-                "initContainers": [{"name": "config", "image": "milvusdb/milvus-config-tool:v0.1.2", "restartPolicy": "Always"}],
-                "volumes": [{"name": "config", "configMap": {"name": "milvus"}}]
-            },
-            "status": {"phase": "Running", "podIP": "10.0.0.1",
-                "containerStatuses": [{"name": "querynode", "ready": true, "restartCount": 2, "image": "i", "imageID": "", "state": {"running": {}}}]}
-        });
-        let pod: Pod = serde_json::from_value::<SlimPod>(json).expect("decodes").into();
-        assert_eq!(pod.metadata.name.as_deref(), Some("qn-0"));
-        assert_eq!(
-            pod.metadata.labels.as_ref().and_then(|l| l.get("component")).map(String::as_str),
-            Some("querynode")
-        );
-        assert_eq!(pod.metadata.owner_references.as_ref().map(Vec::len), Some(1));
-        assert_eq!(pod.metadata.annotations.as_ref().map(BTreeMap::len), Some(1));
-        let managers = pod.metadata.managed_fields.expect("managers");
-        assert_eq!(managers[0].manager.as_deref(), Some("kubelet"));
-        assert!(managers[0].fields_v1.is_none(), "which fields is not kept");
-        let spec = pod.spec.expect("spec");
-        assert_eq!(spec.node_name.as_deref(), Some("node-1"));
-        assert_eq!(spec.containers[0].image.as_deref(), Some("milvusdb/milvus:v2.6.15"));
-        assert!(spec.containers[0].env.is_none() && spec.volumes.is_none());
-        let init = spec.init_containers.expect("init containers");
-        assert_eq!(init[0].restart_policy.as_deref(), Some("Always"));
-        let status = pod.status.expect("status");
-        assert_eq!(status.container_statuses.expect("statuses")[0].restart_count, 2);
-    }
 
     #[test]
     fn a_deployment_keeps_replicas_selector_images_and_status() {
@@ -280,13 +224,5 @@ mod tests {
         .into();
         assert_eq!(s.spec.expect("spec").replicas, Some(3));
         assert_eq!(s.status.expect("status").update_revision.as_deref(), Some("b"));
-    }
-
-    #[test]
-    fn a_pod_without_spec_or_status_decodes() {
-        let pod: Pod = serde_json::from_value::<SlimPod>(serde_json::json!({"metadata": {"name": "p"}}))
-            .expect("decodes")
-            .into();
-        assert!(pod.spec.is_none() && pod.status.is_none());
     }
 }

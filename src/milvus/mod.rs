@@ -9,6 +9,7 @@ mod duration;
 mod health;
 pub mod labels;
 mod object;
+mod pod;
 mod pods;
 mod problems;
 mod rows;
@@ -19,13 +20,13 @@ pub use discovery::discover;
 pub use duration::human_duration;
 pub use health::Health;
 pub use object::{Milvus, ReplicasError};
+pub use pod::{Container, ContainerStatus, Pod, PodCondition, PodMeta, PodSpec, PodStatus};
 pub use problems::{PodProblem, ProblemKind, detect_problem, pod_status, pod_summary};
 pub use workload::image_tag;
 
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Pod;
 use serde::Serialize;
 
 /// The label that names the Milvus chart (`app.kubernetes.io/name`); `nameOverride` changes it.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use super::Pod;
 use kube::core::{Selector, SelectorExt};
 
 use super::workload::{NO_LABELS, Workload, WorkloadKind};

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
+use super::{ContainerStatus, Pod};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use serde::Serialize;
 
 use super::PodSummary;

@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::Pod;
 use jiff::Timestamp;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::Pod;
 
 use super::health::{Contributor, evaluate};
 use super::labels::{self, QUERYNODE_GROUP_ID};
