@@ -253,7 +253,9 @@ fn reads_are_retried_and_writes_are_not() {
     api.set_fault(Fault::drop_connection().on("GET", "*/statefulsets").times(1));
     api.clear_requests();
     run(&api, &["status", "my-release"]).success();
-    // The release's pods are two label-selected lists: the one answered 503 is sent again, once.
+    // The release's pods are two label-selected lists: the one answered 503 is sent again, once. The
+    // other is sent once, or twice when it was in flight on the connection the dropped StatefulSet
+    // read closed (its reply lost with it: on a real server it often is).
     let mut pods: Vec<(String, Vec<u16>)> = Vec::new();
     for r in api.requests().iter().filter(|r| r.path.ends_with("/pods")) {
         let selector = r.query_param("labelSelector").unwrap_or_default().to_string();
@@ -262,13 +264,11 @@ fn reads_are_retried_and_writes_are_not() {
             None => pods.push((selector, vec![r.status])),
         }
     }
-    pods.sort_by_key(|(_, statuses)| statuses.len());
-    let statuses: Vec<&[u16]> = pods.iter().map(|(_, s)| s.as_slice()).collect();
-    assert_eq!(
-        statuses,
-        [&[200][..], &[503, 200][..]],
-        "the pod list was tried again after the 503: {pods:?}"
-    );
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    let refused: Vec<&Vec<u16>> = pods.iter().map(|(_, s)| s).filter(|s| s.contains(&503)).collect();
+    assert_eq!(refused, [&vec![503, 200]], "the pod list was tried again after the 503: {pods:?}");
+    let other = pods.iter().map(|(_, s)| s).find(|s| !s.contains(&503)).expect("the other pod list");
+    assert!(matches!(other.as_slice(), [200] | [200, 200]), "{pods:?}");
     api.clear_faults();
     api.set_fault(Fault::status(503).on("PATCH", "*/deployments/my-release-milvus-querynode").times(1));
     api.clear_requests();
