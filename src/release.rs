@@ -53,14 +53,22 @@ pub fn scope(kube: &Kube, lookup: &Lookup<'_>) -> Scope {
 }
 
 /// What a release is discovered from.
-pub const KINDS: Kinds = Kinds { pods: true, hpas: true, milvuses: true };
+pub const KINDS: Kinds = Kinds { pods: true, hpas: true, milvuses: true, whole_deployments: false };
+
+/// What `scale` reads: [`KINDS`], with the Deployments whole (a dry run's diff is of the object as read).
+pub const SCALE_KINDS: Kinds = Kinds { whole_deployments: true, ..KINDS };
 
 /// Reads the namespace (or the cluster with -A) once, one concurrent list per kind (the pods by the
 /// release's labels), and picks the release.
 pub async fn find(kube: &Kube, lookup: &Lookup<'_>) -> Result<Found, Error> {
+    find_with(kube, lookup, KINDS).await
+}
+
+/// As [`find`], reading `kinds`.
+pub async fn find_with(kube: &Kube, lookup: &Lookup<'_>, kinds: Kinds) -> Result<Found, Error> {
     let scope = scope(kube, lookup);
     let release = [lookup.name.to_string()];
-    let reading = read::read_with(kube, &scope, KINDS, Pods::OfReleases(&release)).await?;
+    let reading = read::read_with(kube, &scope, kinds, Pods::OfReleases(&release)).await?;
     pick(kube, lookup, &scope, reading).await
 }
 

@@ -36,6 +36,9 @@ pub struct Kinds {
     pub pods: bool,
     pub hpas: bool,
     pub milvuses: bool,
+    /// Deployments decoded whole rather than slim: `scale` shows a dry run's diff of the object as
+    /// read, without reading it again.
+    pub whole_deployments: bool,
 }
 
 /// Something that went wrong while reading but does not stop the command (printed at the end).
@@ -256,7 +259,12 @@ pub async fn read_with(kube: &Kube, scope: &Scope, kinds: Kinds, pods: Pods<'_>)
     };
     let (deployments, stateful_sets, pods, hpas, milvuses) = futures::join!(
         async {
-            list_slim::<Deployment, SlimDeployment>(kube, scope).await.map(at(Query::all(Kind::Deployments)))
+            let deployments = if kinds.whole_deployments {
+                list::<Deployment>(kube, scope).await
+            } else {
+                list_slim::<Deployment, SlimDeployment>(kube, scope).await
+            };
+            deployments.map(at(Query::all(Kind::Deployments)))
         },
         async {
             list_slim::<StatefulSet, SlimStatefulSet>(kube, scope)

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::Value;
 use tokio::time::Instant;
 
 use super::owner::{DryRun, Owner, is_conflict};
@@ -17,7 +18,7 @@ use super::plan::{self, PlanOptions, PlannedChange};
 use super::wait::{self, Outcome, Waiter, Watched};
 use crate::client::Kube;
 use crate::error::{Error, exit};
-use crate::milvus::Release;
+use crate::milvus::{Inventory, Release};
 use crate::output::diff;
 
 /// Where a change stands.
@@ -107,6 +108,38 @@ pub struct Engine<'a> {
     pub wait: bool,
     /// How long waiting may take, between steps and at the end together.
     pub timeout: Duration,
+    /// The owners as the plan's reading has them: a dry run diffs those instead of reading them again.
+    pub listed: Listed,
+}
+
+/// Owner objects as a reading listed them (Deployments, decoded whole), by owner.
+#[derive(Debug, Default)]
+pub struct Listed {
+    objects: Vec<(Owner, Value)>,
+}
+
+impl Listed {
+    /// The Deployments that own a change of `changes`, from `inventory` (read with
+    /// [`crate::release::SCALE_KINDS`]: whole, with every field a GET would give).
+    pub fn owners(inventory: &Inventory, changes: &[PlannedChange]) -> Listed {
+        let objects = changes
+            .iter()
+            .filter_map(|change| match &change.owner {
+                Owner::Deployment { name } => {
+                    let deployment =
+                        inventory.deployments.iter().find(|d| d.metadata.name.as_deref() == Some(name))?;
+                    Some((change.owner.clone(), serde_json::to_value(deployment).ok()?))
+                }
+                // A `Milvus` object is kept typed, not whole: read again for its diff.
+                Owner::Milvus { .. } => None,
+            })
+            .collect();
+        Listed { objects }
+    }
+
+    fn get(&self, owner: &Owner) -> Option<&Value> {
+        self.objects.iter().find(|(o, _)| o == owner).map(|(_, v)| v)
+    }
 }
 
 /// Why a step did not write its value.
@@ -144,7 +177,10 @@ impl Engine<'_> {
         // --dry-run=client|server: the diff of every object that would change, and the result lines.
         for result in results.iter_mut().filter(|r| r.plan.is_change()) {
             let owner = &result.plan.owner;
-            let live = owner.get(self.kube(), self.namespace()).await.map_err(|e| self.api_error(e))?;
+            let live = match self.listed.get(owner) {
+                Some(listed) => listed.clone(),
+                None => owner.get(self.kube(), self.namespace()).await.map_err(|e| self.api_error(e))?,
+            };
             let body = owner.patch_body(&live, result.plan.to).map_err(Error::Failed)?;
             let merged = if dry_run == DryRun::Server {
                 owner

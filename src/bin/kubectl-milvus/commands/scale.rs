@@ -11,7 +11,7 @@ use kubectl_milvus::milvus::ManagedBy;
 use kubectl_milvus::output::progress::Progress;
 use kubectl_milvus::output::{self, Cell, Structured, Table, color::Tone, diff};
 use kubectl_milvus::release;
-use kubectl_milvus::scale::engine::{ChangeResult, Engine, Event, Reporter};
+use kubectl_milvus::scale::engine::{ChangeResult, Engine, Event, Listed, Reporter};
 use kubectl_milvus::scale::owner::DryRun;
 use kubectl_milvus::scale::plan::{self, PlanOptions};
 use kubectl_milvus::scale::report::{self, HelmNote, ScaleResult};
@@ -129,7 +129,7 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     let lookup = release::Lookup { name: &args.release, all_namespaces: false, name_label: &args.name.label };
     // The release and its Helm record are independent: read them concurrently.
     let (found, helm_record) = futures::join!(
-        release::find(&kube, &lookup),
+        release::find_with(&kube, &lookup, release::SCALE_KINDS),
         helm::read_deployed(&kube, &kube.namespace, &args.release)
     );
     let mut found = found?;
@@ -137,6 +137,8 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         PlanOptions { allow_zero: args.allow_zero, step: i32::try_from(args.step).unwrap_or(i32::MAX) };
     let changes = plan::plan(&found.release, found.milvus_object(), &targets, options)
         .map_err(|refusals| Error::Failed(plan::refusal_message(&found.release.name, &refusals)))?;
+    // A dry run's diff is of each owner as this reading has it (the plan was made from the same read).
+    let listed = Listed::owners(&found.inventory, &changes);
     // The waits follow the release from the reading it was found in: it was made before any write.
     let seed = found.seed();
     let release = &found.release;
@@ -150,7 +152,7 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     }
 
     let waiter = Waiter::new(&kube, release, &args.name.label, Interrupt::install()).seeded(seed);
-    let engine = Engine { waiter, options, wait: args.wait, timeout: args.timeout };
+    let engine = Engine { waiter, options, wait: args.wait, timeout: args.timeout, listed };
     let mut results: Vec<ChangeResult> = changes.into_iter().map(ChangeResult::new).collect();
     let quiet = args.output.is_some();
     let mut reporter = Text { out: &mut *out, dry_run: args.dry_run, quiet, progress: Progress::new(quiet) };
