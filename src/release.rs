@@ -53,10 +53,10 @@ pub fn scope(kube: &Kube, lookup: &Lookup<'_>) -> Scope {
 }
 
 /// What a release is discovered from.
-pub const KINDS: Kinds = Kinds { pods: true, hpas: true, milvuses: true, whole_deployments: false };
+pub const KINDS: Kinds = Kinds { pods: true, hpas: true, milvuses: true, whole_owners: false };
 
 /// What `scale` reads: [`KINDS`], with the Deployments whole (a dry run's diff is of the object as read).
-pub const SCALE_KINDS: Kinds = Kinds { whole_deployments: true, ..KINDS };
+pub const SCALE_KINDS: Kinds = Kinds { whole_owners: true, ..KINDS };
 
 /// Reads the namespace (or the cluster with -A) once, one concurrent list per kind (the pods by the
 /// release's labels), and picks the release.

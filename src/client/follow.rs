@@ -27,7 +27,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
-use kube::api::{DynamicObject, ListParams, ObjectList, WatchEvent, WatchParams};
+use kube::api::{DynamicObject, WatchEvent, WatchParams};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -44,9 +44,6 @@ pub const COALESCE: Duration = Duration::from_millis(150);
 
 /// The longest a watch request lasts (`timeoutSeconds`) before it is renewed from where it was.
 const WATCH_TIMEOUT: Duration = Duration::from_secs(290);
-
-/// Objects per page of a stream's list (as kubectl and kube's watcher).
-const PAGE: u32 = 500;
 
 /// The retries of a failing stream: exponential with jitter from 0.8 s, at most 30 s apart, for as long
 /// as it fails (the delays kube's watcher uses); started afresh once the stream works again.
@@ -354,6 +351,7 @@ impl Follow {
                     kind: query.kind,
                     scope: scope.clone(),
                     client: kube.client.clone(),
+                    chunk_size: kube.chunk_size,
                     url,
                     labels: query.labels.clone(),
                     timeout,
@@ -531,6 +529,8 @@ struct Task {
     kind: Kind,
     scope: Scope,
     client: kube::Client,
+    /// Objects per list page (`--chunk-size`).
+    chunk_size: u32,
     /// The collection, in the scope.
     url: String,
     labels: Option<String>,
@@ -571,37 +571,24 @@ impl Task {
         }
     }
 
-    /// Lists the collection page by page and replaces the stream's objects with the whole list at once.
-    /// Gives the list's `resourceVersion`.
+    /// Lists the collection page by page ([`read::list_pages`]) and replaces the stream's objects with
+    /// the whole list at once. Gives the list's `resourceVersion`.
     async fn list<T>(&self, decode: &impl Fn(T) -> Decoded) -> Result<String, kube::Error>
     where
-        T: Clone + DeserializeOwned,
+        T: DeserializeOwned + Send + 'static,
     {
-        let request = kube::core::Request::new(&self.url);
-        let mut params = ListParams::default().limit(PAGE);
-        if let Some(labels) = &self.labels {
-            params = params.labels(labels);
-        }
-        let mut objects = BTreeMap::new();
-        loop {
-            let page: ObjectList<T> =
-                self.client.request(request.list(&params).map_err(kube::Error::BuildRequest)?).await?;
-            for decoded in page.items.into_iter().map(decode) {
-                if let Some(object) = decoded.object {
-                    objects.insert(decoded.key, object);
-                }
-            }
-            match page.metadata.continue_.filter(|token| !token.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => {
-                    self.change(|stream| {
-                        stream.objects = objects;
-                        stream.listed = true;
-                    });
-                    return Ok(page.metadata.resource_version.unwrap_or_default());
-                }
-            }
-        }
+        let (items, version) =
+            read::list_pages::<T>(&self.client, self.chunk_size, &self.url, self.labels.as_deref()).await?;
+        let objects: BTreeMap<_, _> = items
+            .into_iter()
+            .map(decode)
+            .filter_map(|decoded| Some((decoded.key, decoded.object?)))
+            .collect();
+        self.change(|stream| {
+            stream.objects = objects;
+            stream.listed = true;
+        });
+        Ok(version)
     }
 
     /// One watch from `version`, applying its events until it ends.

@@ -36,9 +36,10 @@ pub struct Kinds {
     pub pods: bool,
     pub hpas: bool,
     pub milvuses: bool,
-    /// Deployments decoded whole rather than slim: `scale` shows a dry run's diff of the object as
-    /// read, without reading it again.
-    pub whole_deployments: bool,
+    /// Deployments decoded whole rather than slim, and `Milvus` objects kept whole besides typed
+    /// ([`Milvus::whole`]): `scale` shows a dry run's diff of the object as read, without reading it
+    /// again.
+    pub whole_owners: bool,
 }
 
 /// Something that went wrong while reading but does not stop the command (printed at the end).
@@ -93,7 +94,7 @@ where
         + Send
         + 'static,
 {
-    list_pages(kube, &K::url_path(&(), scope.namespace()), None).await
+    list_pages(&kube.client, kube.chunk_size, &K::url_path(&(), scope.namespace()), None).await
 }
 
 /// Objects of kind `K` read as their slim form `S` (see [`super::slim`]).
@@ -102,30 +103,36 @@ where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + From<S>,
     S: DeserializeOwned + Send + 'static,
 {
-    let (items, version) = list_pages::<S>(kube, &K::url_path(&(), scope.namespace()), None).await?;
+    let url = K::url_path(&(), scope.namespace());
+    let (items, version) = list_pages::<S>(&kube.client, kube.chunk_size, &url, None).await?;
     Ok((items.into_iter().map(K::from).collect(), version))
 }
 
 /// Every page of the list at `url`, optionally label-selected, each page decoded as `T` (which may
-/// hold less than the whole object: serde skips what `T` does not name). Pages hold `--chunk-size`
-/// objects (500, as kubectl), so no single reply holds a large list; together they are one
+/// hold less than the whole object: serde skips what `T` does not name). Pages hold `chunk_size`
+/// objects (`--chunk-size`: 500, as kubectl; 0: unpaged), so no single reply holds a large list; together they are one
 /// consistent snapshot (the `continue` token pins the resourceVersion), given back with the objects.
 /// Each page decodes on a blocking thread while the next one is fetched ([`page`]).
-async fn list_pages<T>(kube: &Kube, url: &str, selector: Option<&str>) -> Result<Listed<T>, kube::Error>
+pub(super) async fn list_pages<T>(
+    client: &kube::Client,
+    chunk_size: u32,
+    url: &str,
+    selector: Option<&str>,
+) -> Result<Listed<T>, kube::Error>
 where
     T: DeserializeOwned + Send + 'static,
 {
     let request = kube::core::Request::new(url);
     let mut params = ListParams::default();
-    if kube.chunk_size > 0 {
-        params = params.limit(kube.chunk_size);
+    if chunk_size > 0 {
+        params = params.limit(chunk_size);
     }
     if let Some(selector) = selector {
         params = params.labels(selector);
     }
     let fetch = |params: &ListParams| {
         let built = request.list(params).map_err(kube::Error::BuildRequest);
-        async move { kube.client.request_text(built?).await }
+        async move { client.request_text(built?).await }
     };
     let mut text = fetch(&params).await?;
     let mut items = Vec::new();
@@ -167,7 +174,7 @@ pub enum Pods<'a> {
 /// Pods, decoded as the model's [`Pod`]: only what the model reads is kept.
 async fn list_pods(kube: &Kube, scope: &Scope, selector: Option<&str>) -> Result<Listed<Pod>, kube::Error> {
     let url = KubePod::url_path(&(), scope.namespace());
-    list_pages::<Pod>(kube, &url, selector).await
+    list_pages::<Pod>(&kube.client, kube.chunk_size, &url, selector).await
 }
 
 /// The names under which a release's pods are labelled: the release itself, and for an operator
@@ -232,13 +239,19 @@ async fn list_release_pods(
 
 /// Lists `Milvus` objects through the dynamic API, so that one object the plugin cannot read (a field of
 /// an unexpected type) leaves only that object out; its release is then shown as one whose `Milvus`
-/// object could not be read.
-async fn list_milvuses(kube: &Kube, scope: &Scope) -> Result<Listed<Milvus>, kube::Error> {
+/// object could not be read. With `whole`, each object is also kept as read, every field (as
+/// [`crate::scale::owner::Owner::get`] would give it).
+async fn list_milvuses(kube: &Kube, scope: &Scope, whole: bool) -> Result<Listed<Milvus>, kube::Error> {
     let url = DynamicObject::url_path(&milvus_resource(), scope.namespace());
-    let (items, version) = list_pages::<DynamicObject>(kube, &url, None).await?;
+    let (items, version) = list_pages::<DynamicObject>(&kube.client, kube.chunk_size, &url, None).await?;
     let milvuses = items
         .into_iter()
-        .filter_map(|o| serde_json::to_value(o).ok().and_then(|v| Milvus::from_value(v).ok()))
+        .filter_map(|o| {
+            let value = serde_json::to_value(o).ok()?;
+            let mut milvus = Milvus::from_value(value.clone()).ok()?;
+            milvus.whole = whole.then(|| Box::new(value));
+            Some(milvus)
+        })
         .collect();
     Ok((milvuses, version))
 }
@@ -259,7 +272,7 @@ pub async fn read_with(kube: &Kube, scope: &Scope, kinds: Kinds, pods: Pods<'_>)
     };
     let (deployments, stateful_sets, pods, hpas, milvuses) = futures::join!(
         async {
-            let deployments = if kinds.whole_deployments {
+            let deployments = if kinds.whole_owners {
                 list::<Deployment>(kube, scope).await
             } else {
                 list_slim::<Deployment, SlimDeployment>(kube, scope).await
@@ -276,7 +289,7 @@ pub async fn read_with(kube: &Kube, scope: &Scope, kinds: Kinds, pods: Pods<'_>)
             list::<HorizontalPodAutoscaler>(kube, scope).await.map(at(Query::all(Kind::Hpas)))
         }),
         optional(kinds.milvuses, async {
-            list_milvuses(kube, scope).await.map(at(Query::all(Kind::Milvuses)))
+            list_milvuses(kube, scope, kinds.whole_owners).await.map(at(Query::all(Kind::Milvuses)))
         }),
     );
     let fail = |e| Error::api(e, &kube.server);

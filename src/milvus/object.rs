@@ -25,6 +25,9 @@ pub struct Milvus {
     pub spec: MilvusSpec,
     #[serde(default)]
     pub status: MilvusStatus,
+    /// The object as read, every field, when it was read to be changed (a dry run diffs it).
+    #[serde(skip)]
+    pub whole: Option<Box<Value>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -112,7 +112,8 @@ pub struct Engine<'a> {
     pub listed: Listed,
 }
 
-/// Owner objects as a reading listed them (Deployments, decoded whole), by owner.
+/// Owner objects as a reading listed them (Deployments decoded whole, `Milvus` objects kept whole), by
+/// owner.
 #[derive(Debug, Default)]
 pub struct Listed {
     objects: Vec<(Owner, Value)>,
@@ -130,8 +131,10 @@ impl Listed {
                         inventory.deployments.iter().find(|d| d.metadata.name.as_deref() == Some(name))?;
                     Some((change.owner.clone(), serde_json::to_value(deployment).ok()?))
                 }
-                // A `Milvus` object is kept typed, not whole: read again for its diff.
-                Owner::Milvus { .. } => None,
+                Owner::Milvus { name, .. } => {
+                    let milvus = inventory.milvuses.iter().find(|m| m.name() == name)?;
+                    Some((change.owner.clone(), milvus.whole.as_deref()?.clone()))
+                }
             })
             .collect();
         Listed { objects }

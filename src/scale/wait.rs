@@ -121,7 +121,7 @@ impl<'a> Waiter<'a> {
 
     /// What is read while waiting: what `status` reads, without HPAs.
     fn kinds(&self) -> Kinds {
-        Kinds { pods: true, hpas: false, milvuses: self.operator, whole_deployments: false }
+        Kinds { pods: true, hpas: false, milvuses: self.operator, whole_owners: false }
     }
 
     /// The release and its `Milvus` object in `reading`.

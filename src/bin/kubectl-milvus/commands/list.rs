@@ -126,12 +126,9 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         if args.all_namespaces { Scope::AllNamespaces } else { Scope::Namespace(kube.namespace.clone()) };
     // First the workloads and Milvus objects (few), to find the releases; then only their pods, so
     // that the pods of other applications are never read.
-    let mut reading = read::read(
-        &kube,
-        &scope,
-        Kinds { pods: false, hpas: false, milvuses: true, whole_deployments: false },
-    )
-    .await?;
+    let mut reading =
+        read::read(&kube, &scope, Kinds { pods: false, hpas: false, milvuses: true, whole_owners: false })
+            .await?;
     let options = DiscoveryOptions { name_label: args.name.label.clone(), now: Timestamp::now() };
     let names: Vec<String> = {
         let mut names: Vec<String> =
