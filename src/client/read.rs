@@ -217,24 +217,84 @@ async fn list_release_pods(
     let Some([by_instance, by_release]) = release_pod_selectors(releases) else {
         return Ok((Vec::new(), Vec::new()));
     };
-    let ((instance, instance_version), (release, release_version)) = futures::try_join!(
-        list_pods(kube, scope, Some(&by_instance)),
+    list_selected_pods(kube, scope, vec![by_instance], by_release).await
+}
+
+/// The pods selected by any of `by_instance` (lists of disjoint sets of releases, read concurrently)
+/// and `by_release`: each pod once, in the order one list of all would give them (by namespace and
+/// name, then those only `release`-labelled).
+async fn list_selected_pods(
+    kube: &Kube,
+    scope: &Scope,
+    by_instance: Vec<String>,
+    by_release: String,
+) -> Result<Versioned<Pod>, kube::Error> {
+    let parts = by_instance.len();
+    let (instance, release) = futures::try_join!(
+        futures::future::try_join_all(by_instance.iter().map(|selector| list_pods(
+            kube,
+            scope,
+            Some(selector)
+        ))),
         list_pods(kube, scope, Some(&by_release))
     )?;
-    let listed = vec![
-        (Query { kind: Kind::Pods, labels: Some(by_instance) }, instance_version),
-        (Query { kind: Kind::Pods, labels: Some(by_release) }, release_version),
-    ];
+    let mut listed = Vec::with_capacity(parts + 1);
+    let mut pods = Vec::with_capacity(instance.iter().map(|(pods, _)| pods.len()).sum());
+    for (selector, (part, version)) in by_instance.into_iter().zip(instance) {
+        listed.push((Query { kind: Kind::Pods, labels: Some(selector) }, version));
+        pods.extend(part);
+    }
+    if parts > 1 {
+        pods.sort_by(|a, b| {
+            (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
+        });
+    }
+    let (release, release_version) = release;
+    listed.push((Query { kind: Kind::Pods, labels: Some(by_release) }, release_version));
     // A pod labelled both ways is read twice: kept once.
-    let mut pods = instance;
-    let seen: std::collections::HashSet<(Option<String>, Option<String>)> =
-        pods.iter().map(|pod| (pod.metadata.namespace.clone(), pod.metadata.name.clone())).collect();
-    pods.extend(
-        release
-            .into_iter()
-            .filter(|pod| !seen.contains(&(pod.metadata.namespace.clone(), pod.metadata.name.clone()))),
-    );
+    let key = |pod: &Pod| (pod.metadata.namespace.clone(), pod.metadata.name.clone());
+    let both: std::collections::HashSet<_> = {
+        let of_release: std::collections::HashSet<_> = release.iter().map(key).collect();
+        pods.iter().filter(|pod| of_release.contains(&key(pod))).map(key).collect()
+    };
+    let only_release: Vec<Pod> = release.into_iter().filter(|pod| !both.contains(&key(pod))).collect();
+    pods.extend(only_release);
     Ok((pods, listed))
+}
+
+/// Instance-labelled pods are read in at most this many concurrent lists (a server answers lists in
+/// parallel; one list's pages come one after another)…
+const MAX_POD_LISTS: u64 = 3;
+/// …each expected to hold at least this many pages, so that a small cluster is read in one list.
+const PAGES_PER_POD_LIST: u64 = 4;
+
+/// The `app.kubernetes.io/instance` selectors that together select the pods of `releases` (name,
+/// pods expected), split by release into lists of about equal size: as many lists as the expected
+/// pods fill `PAGES_PER_POD_LIST` pages of `chunk_size`, at most [`MAX_POD_LISTS`]; one when unpaged.
+fn instance_selectors(releases: &[(String, u64)], chunk_size: u32) -> Vec<String> {
+    let mut releases = releases.to_vec();
+    releases.sort();
+    let expected: u64 = releases.iter().map(|(_, pods)| *pods).sum();
+    let per_list = u64::from(chunk_size).saturating_mul(PAGES_PER_POD_LIST);
+    let parts = expected.checked_div(per_list).map_or(1, |lists| lists.clamp(1, MAX_POD_LISTS));
+    let share = expected / parts;
+    let mut groups: Vec<Vec<String>> = vec![Vec::new()];
+    let mut filled = 0u64;
+    for (name, pods) in releases {
+        // A group is closed once it holds its share (the last takes the rest).
+        if filled >= share.max(1) && u64::try_from(groups.len()).unwrap_or(u64::MAX) < parts {
+            groups.push(Vec::new());
+            filled = 0;
+        }
+        filled = filled.saturating_add(pods);
+        if let Some(group) = groups.last_mut() {
+            group.push(name);
+        }
+    }
+    groups
+        .iter()
+        .filter_map(|group| release_pod_selectors(group).map(|[by_instance, _]| by_instance))
+        .collect()
 }
 
 /// Lists `Milvus` objects through the dynamic API, so that one object the plugin cannot read (a field of
@@ -310,14 +370,21 @@ pub async fn read_with(kube: &Kube, scope: &Scope, kinds: Kinds, pods: Pods<'_>)
     Ok(Reading { inventory, notes, listed })
 }
 
-/// Only the pods of `releases` (two label-selected lists); a refusal becomes a [`Note`] and no pods.
+/// Only the pods of `releases` (each with the pods it is expected to have): label-selected lists, the
+/// `app.kubernetes.io/instance` one split by release when large ([`instance_selectors`]), all issued
+/// concurrently. A refusal becomes a [`Note`] and no pods.
 pub async fn read_pods(
     kube: &Kube,
     scope: &Scope,
-    releases: &[String],
+    releases: &[(String, u64)],
     notes: &mut Vec<Note>,
 ) -> Result<Vec<Pod>, Error> {
-    let pods = list_release_pods(kube, scope, releases).await.map(|(pods, _)| pods);
+    let names: Vec<String> = releases.iter().map(|(name, _)| name.clone()).collect();
+    let Some([_, by_release]) = release_pod_selectors(&names) else {
+        return Ok(Vec::new());
+    };
+    let by_instance = instance_selectors(releases, kube.chunk_size);
+    let pods = list_selected_pods(kube, scope, by_instance, by_release).await.map(|(pods, _)| pods);
     soft(pods, "pods", scope, notes).map_err(|e| Error::api(e, &kube.server))
 }
 
@@ -407,5 +474,43 @@ mod tests {
         let long = "x".repeat(58);
         assert_eq!(pod_release_names(std::slice::from_ref(&long)), [long.clone(), format!("{long}-etcd")]);
         assert!(pod_release_names(&[]).is_empty());
+    }
+
+    /// The release names an `app.kubernetes.io/instance in (…)` selector names, without dependencies.
+    fn named(selector: &str) -> Vec<&str> {
+        let set = selector.trim_start_matches("app.kubernetes.io/instance in (").trim_end_matches(')');
+        set.split(',').filter(|n| !n.contains('-')).collect()
+    }
+
+    #[test]
+    fn a_small_cluster_is_read_in_one_instance_list() {
+        let releases = [("b".to_string(), 1_000), ("a".to_string(), 900)];
+        let selectors = instance_selectors(&releases, 500);
+        assert_eq!(selectors.len(), 1, "{selectors:?}");
+        assert_eq!(named(&selectors[0]), ["a", "b"]);
+        // Unpaged (--chunk-size 0): one reply in any case.
+        assert_eq!(instance_selectors(&[("a".into(), 1_000_000)], 0).len(), 1);
+    }
+
+    #[test]
+    fn a_large_cluster_is_read_in_lists_of_about_equal_size_each_release_in_one() {
+        let releases: Vec<(String, u64)> = (0..200).map(|i| (format!("r{i:03}"), 100 + i % 7)).collect();
+        let selectors = instance_selectors(&releases, 500);
+        assert_eq!(selectors.len(), 3, "20,600 pods: at most three lists");
+        let groups: Vec<Vec<&str>> = selectors.iter().map(|s| named(s)).collect();
+        let mut all: Vec<&str> = groups.iter().flatten().copied().collect();
+        all.sort_unstable();
+        let names: Vec<&str> = releases.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(all, names, "each release in exactly one list");
+        for group in &groups {
+            let pods: u64 =
+                releases.iter().filter(|(n, _)| group.contains(&n.as_str())).map(|(_, p)| p).sum();
+            assert!((6_500..=7_100).contains(&pods), "about a third of 20,600: {pods}");
+        }
+        // One release larger than the rest cannot be split: it is a list of its own.
+        let uneven = [("big".to_string(), 9_000), ("x".to_string(), 10), ("y".to_string(), 10)];
+        let selectors = instance_selectors(&uneven, 500);
+        let groups: Vec<Vec<&str>> = selectors.iter().map(|s| named(s)).collect();
+        assert_eq!(groups, [vec!["big"], vec!["x", "y"]]);
     }
 }

@@ -606,8 +606,8 @@ fn list(
     let st = shared.lock();
     let rv = token_rv.unwrap_or_else(|| st.store.rv());
     let filter = |o: &&Value| fs.matches(o) && ls.matches_object(o);
-    let mut iter = st.store.list(&rt.key(), ns, after).filter(filter);
-    let mut page: Vec<&Value> = Vec::new();
+    let mut iter = st.store.list_shared(&rt.key(), ns, after).filter(|o| filter(&&***o));
+    let mut page: Vec<&Arc<Value>> = Vec::new();
     let mut more = false;
     for o in iter.by_ref() {
         if limit.is_some_and(|l| page.len() >= l) {
@@ -619,7 +619,12 @@ fn list(
     // As kube-apiserver: the count of what is left only for an unselected list (with a selector the
     // server would have to match the rest to know it, and leaves the field out).
     let unselected = ls.is_empty() && fs.is_empty();
-    let remaining = if more && unselected { Some(1 + iter.count()) } else { None };
+    let remaining = if more && unselected {
+        Some(1 + iter.count())
+    } else {
+        drop(iter);
+        None
+    };
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if more && let Some(lastobj) = page.last() {
         let tok = ContinueToken {
@@ -637,6 +642,13 @@ fn list(
         let crd = crd_for(&st.store, rt);
         return Ok(Reply::Json(200, table::table(rt, crd, &objs, &rv.to_string(), meta.get("continue"))));
     }
+    // Items of a built-in type's list carry no apiVersion/kind on the wire (custom resources'
+    // do): the list's own apiVersion/kind say what they are (as kube-apiserver encodes them).
+    let strip = crd_for(&st.store, rt).is_none();
+    // Encoded without holding the store, so that lists are answered in parallel, as a
+    // kube-apiserver answers them.
+    let page: Vec<Arc<Value>> = page.into_iter().cloned().collect();
+    drop(st);
     let mut out: Vec<u8> = Vec::with_capacity(64 * 1024 + page.len() * 4096);
     out.extend_from_slice(b"{\"kind\":");
     out.extend_from_slice(json!(list_kind(rt)).to_string().as_bytes());
@@ -645,9 +657,6 @@ fn list(
     out.extend_from_slice(b",\"metadata\":");
     out.extend_from_slice(meta.to_string().as_bytes());
     out.extend_from_slice(b",\"items\":[");
-    // Items of a built-in type's list carry no apiVersion/kind on the wire (custom resources'
-    // do): the list's own apiVersion/kind say what they are (as kube-apiserver encodes them).
-    let strip = crd_for(&st.store, rt).is_none();
     for (i, o) in page.iter().enumerate() {
         if i > 0 {
             out.push(b',');

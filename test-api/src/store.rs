@@ -34,7 +34,8 @@ pub struct Event {
     pub old: Option<Arc<Value>>,
 }
 
-type Objects = BTreeMap<(String, String), Value>;
+/// Shared with the events that recorded them, and with list replies encoded after the lock is let go.
+type Objects = BTreeMap<(String, String), Arc<Value>>;
 
 /// The store.
 #[derive(Debug)]
@@ -60,9 +61,11 @@ impl Store {
 
     /// One object.
     pub fn get(&self, key: &ResKey, ns: &str, name: &str) -> Option<&Value> {
-        self.objects.get(key)?.get(&(ns.to_string(), name.to_string()))
+        self.objects.get(key)?.get(&(ns.to_string(), name.to_string())).map(|o| &**o)
     }
 
+    /// Objects of a type, ordered by namespace then name; only `ns` when given; strictly after
+    /// `after` when given.
     /// Objects of a type, ordered by namespace then name; only `ns` when given; strictly after
     /// `after` when given.
     pub fn list<'a>(
@@ -71,6 +74,15 @@ impl Store {
         ns: Option<&str>,
         after: Option<(String, String)>,
     ) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
+        Box::new(self.list_shared(key, ns, after).map(|o| &**o))
+    }
+
+    pub fn list_shared<'a>(
+        &'a self,
+        key: &ResKey,
+        ns: Option<&str>,
+        after: Option<(String, String)>,
+    ) -> Box<dyn Iterator<Item = &'a Arc<Value>> + 'a> {
         let Some(map) = self.objects.get(key) else {
             return Box::new(std::iter::empty());
         };
@@ -100,21 +112,17 @@ impl Store {
         let ns = util::meta_str(&obj, "namespace").to_string();
         let name = util::meta_str(&obj, "name").to_string();
         let map = self.objects.entry(key.clone()).or_default();
-        let old = map.insert((ns, name), obj.clone());
+        let shared = Arc::new(obj.clone());
+        let old = map.insert((ns, name), shared.clone());
         let kind = if old.is_some() { EventKind::Modified } else { EventKind::Added };
-        self.events.push(Event {
-            rv,
-            key: key.clone(),
-            kind,
-            obj: Arc::new(obj.clone()),
-            old: old.map(Arc::new),
-        });
+        self.events.push(Event { rv, key: key.clone(), kind, obj: shared, old });
         obj
     }
 
     /// Remove; records a DELETED event with a new resourceVersion.
     pub fn delete(&mut self, key: &ResKey, ns: &str, name: &str) -> Option<Value> {
-        let mut obj = self.objects.get_mut(key)?.remove(&(ns.to_string(), name.to_string()))?;
+        let mut obj =
+            Arc::unwrap_or_clone(self.objects.get_mut(key)?.remove(&(ns.to_string(), name.to_string()))?);
         self.rv += 1;
         util::meta_mut(&mut obj).insert("resourceVersion".into(), json!(self.rv.to_string()));
         self.events.push(Event {

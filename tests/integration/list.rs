@@ -184,6 +184,46 @@ fn list_all_namespaces_makes_one_concurrent_list_per_kind() {
 }
 
 #[test]
+fn a_large_cluster_reads_its_release_pods_in_concurrent_lists_each_pod_once() {
+    let api = three_releases();
+    // One unpaged list of each selector: the reference.
+    let whole = run(&api, &["list", "-A", "-o", "json", "--chunk-size", "0"]).success();
+    let whole: serde_json::Value = serde_json::from_str(&whole.stdout).expect("json");
+    // Pages of 3 objects: the three releases' pods fill more than four pages per list, so the
+    // instance-labelled pods are read in three lists of disjoint releases, issued at once.
+    api.clear_requests();
+    let paged = run(&api, &["list", "-A", "-o", "json", "--chunk-size", "3"]).success();
+    let paged: serde_json::Value = serde_json::from_str(&paged.stdout).expect("json");
+    assert_eq!(paged, whole, "the same releases, health and counts");
+    let requests = resource_requests(&api);
+    let pods: Vec<_> = requests.iter().filter(|r| r.path.ends_with("/pods")).collect();
+    assert!(pods.iter().all(|r| r.query_param("labelSelector").is_some()), "never every pod: {pods:?}");
+    let first_pages: Vec<&str> = pods
+        .iter()
+        .filter(|r| r.query_param("continue").is_none())
+        .filter_map(|r| r.query_param("labelSelector"))
+        .collect();
+    let instance: Vec<&str> =
+        first_pages.iter().copied().filter(|s| s.starts_with("app.kubernetes.io/instance in (")).collect();
+    assert_eq!(instance.len(), 3, "{first_pages:#?}");
+    assert_eq!(first_pages.len(), 4, "and one list of release-labelled pods: {first_pages:#?}");
+    // Each release is in exactly one of the instance lists.
+    let mut named: Vec<&str> = instance
+        .iter()
+        .flat_map(|s| {
+            s.trim_start_matches("app.kubernetes.io/instance in (").trim_end_matches(')').split(',')
+        })
+        .collect();
+    named.sort_unstable();
+    let mut unique = named.clone();
+    unique.dedup();
+    assert_eq!(named, unique, "{instance:#?}");
+    for release in ["my-release", "search", "vectors", "vectors-etcd"] {
+        assert!(named.contains(&release), "{release}: {instance:#?}");
+    }
+}
+
+#[test]
 fn list_in_a_namespace_stays_in_it() {
     let api = three_releases();
     api.clear_requests();

@@ -130,15 +130,20 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         read::read(&kube, &scope, Kinds { pods: false, hpas: false, milvuses: true, whole_owners: false })
             .await?;
     let options = DiscoveryOptions { name_label: args.name.label.clone(), now: Timestamp::now() };
-    let names: Vec<String> = {
-        let mut names: Vec<String> =
-            milvus::discover(&reading.inventory, &options).into_iter().map(|r| r.name).collect();
-        names.sort();
-        names.dedup();
-        names
-    };
-    if !names.is_empty() {
-        reading.inventory.pods = read::read_pods(&kube, &scope, &names, &mut reading.notes).await?;
+    // Each release name, with the pods its workloads ask for (how the pod lists are split).
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for release in milvus::discover(&reading.inventory, &options) {
+        let desired = release
+            .components
+            .iter()
+            .map(|c| c.desired)
+            .chain(release.dependencies.iter().map(|d| d.desired));
+        let pods = desired.map(|n| u64::try_from(n).unwrap_or(0)).sum::<u64>();
+        *expected.entry(release.name).or_default() += pods;
+    }
+    if !expected.is_empty() {
+        let releases: Vec<(String, u64)> = expected.into_iter().collect();
+        reading.inventory.pods = read::read_pods(&kube, &scope, &releases, &mut reading.notes).await?;
     }
     let mut releases = milvus::discover(&reading.inventory, &options);
     if let Some(selector) = &args.selector {
