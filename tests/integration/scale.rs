@@ -151,17 +151,7 @@ fn cdc_runs_one_replica_only() {
 #[test]
 fn client_dry_run_sends_nothing_and_prints_a_kubectl_diff() {
     let api = helm_release("helm/default.yaml");
-    api.clear_requests();
-    let out = kubectl(&api, &["scale", "my-release", "querynode=3", "--dry-run=client"]).success();
-    assert!(mutating(&api).is_empty(), "{:?}", mutating(&api));
-    let reads = request_lines(&resource_requests(&api));
-    // The reads of `status` (7), whatever the release's size; the diff is of the Deployment as listed,
-    // which is not read again.
-    assert!(reads.len() <= 7, "a fixed number of reads, whatever the release's size: {reads:#?}");
-    assert!(
-        !reads.iter().any(|r| r.contains("/deployments/my-release-milvus-querynode")),
-        "the owner is not read again for its diff: {reads:#?}"
-    );
+    let out = client_dry_run_of_querynode(&api, "/deployments/my-release-milvus-querynode");
     assert!(
         out.stdout.ends_with("deployment.apps/my-release-milvus-querynode scaled (1 → 3) (client dry run)\n"),
         "{}",
@@ -184,6 +174,19 @@ fn client_dry_run_sends_nothing_and_prints_a_kubectl_diff() {
         bare.stderr
     );
     assert!(mutating(&api).is_empty());
+}
+
+/// `scale my-release querynode=3 --dry-run=client`: nothing written, and only the reads of `status`
+/// (7), whatever the release's size; the diff is of the owner (`owner`, a path suffix) as listed, which
+/// is not read again.
+fn client_dry_run_of_querynode(api: &TestApi, owner: &str) -> Run {
+    api.clear_requests();
+    let out = kubectl(api, &["scale", "my-release", "querynode=3", "--dry-run=client"]).success();
+    assert!(mutating(api).is_empty(), "{:?}", mutating(api));
+    let reads = request_lines(&resource_requests(api));
+    assert!(reads.len() <= 7, "a fixed number of reads, whatever the release's size: {reads:#?}");
+    assert!(!reads.iter().any(|r| r.contains(owner)), "the owner is not read again for its diff: {reads:#?}");
+    out
 }
 
 /// resourceVersion and uid differ from run to run; the rest of the diff is pinned.
@@ -349,15 +352,7 @@ fn an_operator_client_dry_run_diffs_the_milvus_object_as_listed() {
         .fixture("operator/milvus-crd.yaml")
         .fixture("operator/cluster.yaml")
         .start();
-    api.clear_requests();
-    let out = kubectl(&api, &["scale", "my-release", "querynode=3", "--dry-run=client"]).success();
-    assert!(mutating(&api).is_empty(), "{:?}", mutating(&api));
-    let reads = request_lines(&resource_requests(&api));
-    assert!(reads.len() <= 7, "a fixed number of reads, whatever the release's size: {reads:#?}");
-    assert!(
-        !reads.iter().any(|r| r.contains("/milvuses/my-release")),
-        "the Milvus object is not read again for its diff: {reads:#?}"
-    );
+    let out = client_dry_run_of_querynode(&api, "/milvuses/my-release");
     assert!(
         out.stdout
             .ends_with("milvus.milvus.io/my-release patched (queryNode.replicas 2 → 3) (client dry run)\n"),
