@@ -457,6 +457,8 @@ EOF
   #   `kubernetes` Service); 192.0.2.1 is TEST-NET-1 and never contacted.
   # --service-account-*: mandatory since 1.20 even without the SA controller.
   # --allow-privileged: fixtures may contain privileged containers.
+  # --service-cluster-ip-range: a /16, room for the Services of hundreds of
+  #   releases (the benchmark loads 200; a /24 is full after about 50).
   # --endpoint-reconciler-type=none would drop the kubernetes endpoints;
   #   keep the default (lease) so the `kubernetes` Service looks real.
   start_proc kube-apiserver "$STATE_DIR/logs/kube-apiserver.log" "$BIN_DIR/kube-apiserver" \
@@ -473,7 +475,7 @@ EOF
     --service-account-issuer https://kubernetes.default.svc \
     --service-account-key-file "$pki/sa.pub" \
     --service-account-signing-key-file "$pki/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24 \
+    --service-cluster-ip-range 10.0.0.0/16 \
     --enable-admission-plugins NamespaceLifecycle \
     --disable-admission-plugins "$disabled_admission" \
     --allow-privileged=true \
@@ -599,8 +601,11 @@ print("\n".join(sorted(base64.b64decode(kv["key"]).decode() for kv in kvs)))
 EOF
 }
 
-# The API groups served and the names of the cluster-scoped objects tests create or that hold
-# what they created (namespaces, CRDs, cluster roles and bindings), one "kind name" per line.
+# The API groups served, the names of the cluster-scoped objects tests create or that hold what
+# they created (namespaces, CRDs, cluster roles and bindings), and the workloads and pods of every
+# namespace, one "kind name" per line. Each kind is served from its own watch cache, which follows
+# etcd on its own: after a reset, a namespace list that is back to the baseline does not mean that
+# the Deployments list is too, and the next test must not see the last one's workloads.
 cluster_names() { # server ca token
   python3 - "$@" <<'EOF'
 import json, ssl, sys, urllib.request
@@ -614,8 +619,13 @@ lines = ["group " + g["name"] for g in get("/apis")["groups"]]
 for kind, path in [("namespace", "/api/v1/namespaces"),
                    ("crd", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"),
                    ("clusterrole", "/apis/rbac.authorization.k8s.io/v1/clusterroles"),
-                   ("clusterrolebinding", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings")]:
-    lines += [kind + " " + o["metadata"]["name"] for o in get(path)["items"]]
+                   ("clusterrolebinding", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings"),
+                   ("deployment", "/apis/apps/v1/deployments"),
+                   ("statefulset", "/apis/apps/v1/statefulsets"),
+                   ("replicaset", "/apis/apps/v1/replicasets"),
+                   ("pod", "/api/v1/pods")]:
+    lines += [kind + " " + o["metadata"].get("namespace", "") + "/" + o["metadata"]["name"]
+              for o in get(path)["items"]]
 print("\n".join(sorted(lines)))
 EOF
 }

@@ -317,6 +317,7 @@ pub struct TestApiBuilder {
     pub(crate) replicas: Vec<(String, i64)>,
     pub(crate) backend: Option<Backend>,
     pub(crate) http: std::sync::Arc<pod_http::PodHttp>,
+    pub(crate) pod_network: bool,
 }
 
 impl Default for TestApiBuilder {
@@ -340,6 +341,7 @@ impl Default for TestApiBuilder {
             replicas: Vec::new(),
             backend: None,
             http: std::sync::Arc::default(),
+            pod_network: true,
         }
     }
 }
@@ -534,6 +536,16 @@ impl TestApiBuilder {
     /// Pods of `target` refuse connections on port [`POD_HTTP_PORT`] (nothing listens), Ready or not.
     pub fn pod_http_refused(self, target: &str) -> Self {
         self.http.refuse(target, pod_http::DEFAULT_PORT);
+        self
+    }
+
+    /// On the kube-apiserver backend, whether pods get addresses on a pod network of their own
+    /// (a network namespace with a responder for [`pod_http`](Self::pod_http); at most 2,045 pods)
+    /// or keep the made-up IPs the loopback gives them, on which nothing answers (`false`: loads
+    /// larger than that network, as the benchmark's). The loopback backend answers the proxy
+    /// subresources itself either way.
+    pub fn pod_network(mut self, on: bool) -> Self {
+        self.pod_network = on;
         self
     }
 

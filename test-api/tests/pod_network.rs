@@ -128,3 +128,34 @@ fn the_pod_network_goes_with_the_test_api() {
     let netns = name.into_inner().expect("lock");
     assert!(!netns.is_empty() && !has_netns(&netns), "{netns} still in {}", netns_list());
 }
+
+/// Without a pod network (`pod_network(false)`, for loads larger than its 2,045 addresses) no
+/// namespace is made and every pod is still Ready with the made-up IP the loopback gives it.
+#[test]
+fn without_a_pod_network_pods_keep_made_up_ips() {
+    if Backend::from_env() != Backend::KubeApiserver {
+        return;
+    }
+    let before = netns_list();
+    let api = TestApi::builder()
+        .fixture("helm/standalone.yaml")
+        .replicas(STANDALONE, 40)
+        .pod_network(false)
+        .start();
+    assert_eq!(api.pod_netns(), None);
+    assert_eq!(netns_list(), before, "no network namespace is made");
+    let pods = pod_names(&api, STANDALONE);
+    assert_eq!(pods.len(), 40, "{pods:?}");
+    let mut ips = std::collections::BTreeSet::new();
+    for p in &pods {
+        let pod = api.get_json("", "v1", "pods", Some("default"), p).expect("pod");
+        let ready = pod["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+        assert!(ready, "{p}: {}", pod["status"]);
+        let ip = pod["status"]["podIP"].as_str().expect("podIP");
+        assert!(!ip.starts_with("10.200.") && ip.parse::<std::net::Ipv4Addr>().is_ok(), "{p}: {ip}");
+        ips.insert(ip.to_string());
+    }
+    assert_eq!(ips.len(), pods.len(), "each pod its own IP: {ips:?}");
+}

@@ -55,6 +55,38 @@ fn owner_uid(v: &Value) -> Option<&str> {
 
 type Workload = (String, String, String); // (namespace, kind, name)
 
+/// How many pods the kubelet stand-in writes at once (a node's kubelet works its pods in parallel;
+/// one at a time, a real control plane gets about 35 pods a second ready).
+const PARALLEL_PODS: usize = 32;
+
+/// A pod event, admitted in arrival order: `plan` is `None` for a pod being deleted, else its
+/// workload's name, the pod as its behaviour renders it now, and that behaviour.
+pub(super) struct Admitted {
+    uid: String,
+    pod: Value,
+    plan: Option<(String, controller::Rendered, PodBehaviour)>,
+}
+
+/// Admitted pods waiting to be applied, at most [`PARALLEL_PODS`] applied at once and each pod's
+/// in the order admitted (a pod's next write waits for its previous one).
+#[derive(Default)]
+struct Pending {
+    queue: std::collections::VecDeque<Admitted>,
+    busy: HashSet<String>,
+    /// Pods deleted while a write of theirs was running: forgotten when it ends.
+    gone: HashSet<String>,
+}
+
+impl Pending {
+    /// The next admitted pod none of whose writes is running, marked running.
+    fn next_ready(&mut self) -> Option<Admitted> {
+        let at = self.queue.iter().position(|a| !self.busy.contains(&a.uid))?;
+        let a = self.queue.remove(at)?;
+        self.busy.insert(a.uid.clone());
+        Some(a)
+    }
+}
+
 #[derive(Default)]
 pub(super) struct KState {
     /// Pods whose status matches their behaviour.
@@ -82,13 +114,15 @@ pub(super) struct Kubelet {
     pub(super) wanted: AtomicU64,
     pub(super) done: AtomicU64,
     pub(super) age: Duration,
-    /// The pods' IPs and what answers on them.
-    pub(super) net: PodNetwork,
+    /// The pods' IPs and what answers on them (`None`: pods keep their made-up IPs).
+    pub(super) net: Option<PodNetwork>,
 }
 
 impl Kubelet {
     pub(super) fn forget(&self, uid: &str) {
-        self.net.release(uid);
+        if let Some(net) = &self.net {
+            net.release(uid);
+        }
         let mut st = lock(&self.st);
         st.settled.remove(uid);
         st.applied.remove(uid);
@@ -109,12 +143,15 @@ impl Kubelet {
     /// the responder listening on it as the pod would) for a pod that has one, the network's
     /// gateway as `hostIP`.
     fn place_on_network(&self, uid: &str, mut info: PodInfo, status: &mut Value) {
+        let Some(net) = &self.net else {
+            return;
+        };
         info.ready = is_ready(&json!({"status": status.clone()}));
         let Some(s) = status.as_object_mut() else {
             return;
         };
         if s.contains_key("podIP") {
-            match self.net.assign(uid, info) {
+            match net.assign(uid, info) {
                 Ok(ip) => {
                     s.insert("podIP".into(), json!(ip.to_string()));
                     s.insert("podIPs".into(), json!([{"ip": ip.to_string()}]));
@@ -126,10 +163,10 @@ impl Kubelet {
                 }
             }
         } else {
-            self.net.release(uid);
+            net.release(uid);
         }
         if s.contains_key("hostIP") {
-            let host = self.net.host_ip().to_string();
+            let host = net.host_ip().to_string();
             s.insert("hostIP".into(), json!(host));
             s.insert("hostIPs".into(), json!([{"ip": host}]));
         }
@@ -168,28 +205,23 @@ impl Harness {
         }
     }
 
-    /// Bring one pod to the state its behaviour asks for.
-    pub(super) async fn process_pod(&self, pod: &Value) {
-        let uid = meta_str(pod, "uid").to_string();
-        let ns = meta_str(pod, "namespace").to_string();
-        let name = meta_str(pod, "name").to_string();
-        let k = &self.kubelet;
-        if is_deleting(pod) {
-            if lock(&k.st).terminating.contains(&uid) {
-                lock(&k.st).settled.insert(uid);
-                return;
-            }
-            // A kubelet confirms a graceful deletion once the containers are stopped.
-            let path = format!("/api/v1/namespaces/{ns}/pods/{name}");
-            let opts = json!({"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0, "preconditions": {"uid": uid}});
-            let _ = call(&self.client, "DELETE", &path, Some((&opts, JSON))).await;
-            return;
+    /// The first half of handling a pod event, done in the order the events arrive: the pod's
+    /// workload, its index there (the lowest free one when it first appears) and the status its
+    /// behaviour gives it now. The second half, [`apply`](Self::apply), writes it and may run
+    /// concurrently with other pods'.
+    pub(super) async fn admit(&self, pod: Value) -> Admitted {
+        let uid = meta_str(&pod, "uid").to_string();
+        if is_deleting(&pod) {
+            return Admitted { uid, pod, plan: None };
         }
-        let (wkind, wname) = self.workload_of(pod).await;
+        let ns = meta_str(&pod, "namespace").to_string();
+        let name = meta_str(&pod, "name").to_string();
+        let k = &self.kubelet;
+        let (wkind, wname) = self.workload_of(&pod).await;
         let wl: Workload = (ns.clone(), wkind.clone(), wname.clone());
         let labels = pod.pointer("/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default();
         let created =
-            meta_str(pod, "creationTimestamp").parse::<jiff::Timestamp>().unwrap_or_else(|_| util::now_ts());
+            meta_str(&pod, "creationTimestamp").parse::<jiff::Timestamp>().unwrap_or_else(|_| util::now_ts());
         let (plan, born) = {
             let mut st = lock(&k.st);
             let started = k.started.load(Ordering::SeqCst);
@@ -239,6 +271,27 @@ impl Harness {
             let mut st = lock(&k.st);
             st.deadline = Some(st.deadline.map_or(d, |x| x.min(d)));
         }
+        let behaviour = plan.behaviour.clone();
+        Admitted { uid, pod, plan: Some((wname, rendered, behaviour)) }
+    }
+
+    /// Bring one admitted pod to the state its behaviour asks for.
+    pub(super) async fn apply(&self, admitted: Admitted) {
+        let Admitted { uid, pod, plan } = admitted;
+        let ns = meta_str(&pod, "namespace").to_string();
+        let name = meta_str(&pod, "name").to_string();
+        let k = &self.kubelet;
+        let Some((wname, rendered, behaviour)) = plan else {
+            if lock(&k.st).terminating.contains(&uid) {
+                lock(&k.st).settled.insert(uid);
+                return;
+            }
+            // A kubelet confirms a graceful deletion once the containers are stopped.
+            let path = format!("/api/v1/namespaces/{ns}/pods/{name}");
+            let opts = json!({"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0, "preconditions": {"uid": uid}});
+            let _ = call(&self.client, "DELETE", &path, Some((&opts, JSON))).await;
+            return;
+        };
         let pod_path = format!("/api/v1/namespaces/{ns}/pods/{name}");
         let node = rendered.pod.pointer("/spec/nodeName").and_then(Value::as_str);
         let has_node = pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
@@ -286,7 +339,7 @@ impl Harness {
                 }
             }
         }
-        if plan.behaviour == PodBehaviour::Terminating && !lock(&k.st).terminating.contains(&uid) {
+        if behaviour == PodBehaviour::Terminating && !lock(&k.st).terminating.contains(&uid) {
             // Deleted on a node whose kubelet never confirms: Terminating until the test ends.
             lock(&k.st).terminating.insert(uid.clone());
             let _ = call(&self.client, "DELETE", &pod_path, None).await;
@@ -295,6 +348,12 @@ impl Harness {
     }
 
     pub(super) async fn kubelet_loop(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let this: &Harness = &self;
+        let run = |a: Admitted| async move {
+            let uid = a.uid.clone();
+            this.apply(a).await;
+            uid
+        };
         loop {
             if *shutdown.borrow() {
                 return;
@@ -320,9 +379,11 @@ impl Harness {
             for uid in gone {
                 self.kubelet.forget(&uid);
             }
-            for p in &pods {
-                self.process_pod(p).await;
+            let mut admitted = Vec::with_capacity(pods.len());
+            for p in pods {
+                admitted.push(self.admit(p).await);
             }
+            futures_util::stream::iter(admitted).for_each_concurrent(PARALLEL_PODS, |a| this.apply(a)).await;
             self.kubelet.done.store(generation, Ordering::SeqCst);
 
             let path = format!(
@@ -335,7 +396,14 @@ impl Harness {
                 continue;
             };
             let mut stream = Box::pin(stream);
+            let mut pending = Pending::default();
+            let mut running = futures_util::stream::FuturesUnordered::new();
             loop {
+                while running.len() < PARALLEL_PODS
+                    && let Some(a) = pending.next_ready()
+                {
+                    running.push(run(a));
+                }
                 let deadline = lock(&self.kubelet.st).deadline;
                 let sleep = tokio::time::sleep_until(deadline.map_or_else(
                     || {
@@ -346,16 +414,37 @@ impl Harness {
                 ));
                 tokio::select! {
                     _ = shutdown.changed() => return,
+                    Some(uid) = running.next(), if !running.is_empty() => {
+                        pending.busy.remove(&uid);
+                        if pending.gone.remove(&uid) {
+                            self.kubelet.forget(&uid);
+                        }
+                    }
                     () = self.kubelet.poke.notified() => break,
                     () = sleep => break,
                     ev = stream.next() => match ev {
                         Some(Ok(kube::core::WatchEvent::Added(p) | kube::core::WatchEvent::Modified(p))) => {
-                            self.process_pod(&p).await;
+                            pending.queue.push_back(self.admit(p).await);
                         }
-                        Some(Ok(kube::core::WatchEvent::Deleted(p))) => self.kubelet.forget(meta_str(&p, "uid")),
+                        Some(Ok(kube::core::WatchEvent::Deleted(p))) => {
+                            let uid = meta_str(&p, "uid").to_string();
+                            pending.queue.retain(|a| a.uid != uid);
+                            if pending.busy.contains(&uid) {
+                                pending.gone.insert(uid);
+                            } else {
+                                self.kubelet.forget(&uid);
+                            }
+                        }
                         Some(Ok(kube::core::WatchEvent::Bookmark(_))) => {}
                         _ => break,
                     },
+                }
+            }
+            // The writes under way finish before the pods are listed again (what was still
+            // queued is in that list).
+            while let Some(uid) = running.next().await {
+                if pending.gone.remove(&uid) {
+                    self.kubelet.forget(&uid);
                 }
             }
         }
@@ -421,9 +510,14 @@ impl Harness {
                 }
             }
         }
+        let mut by_owner: HashMap<&str, Vec<&Value>> = HashMap::new();
+        for p in &pods {
+            if let Some(o) = owner_uid(p) {
+                by_owner.entry(o).or_default().push(p);
+            }
+        }
         let owned = |owner: &Value| -> Vec<&Value> {
-            let uid = meta_str(owner, "uid");
-            pods.iter().filter(|p| owner_uid(p) == Some(uid)).collect()
+            by_owner.get(meta_str(owner, "uid")).cloned().unwrap_or_default()
         };
         let behind = |v: &Value| i64_at(v, "/status/observedGeneration") < i64_at(v, "/metadata/generation");
         let mut rs_ready: HashMap<String, i64> = HashMap::new();

@@ -41,8 +41,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// How long `start()` and the harness's mutations wait for the controllers to converge.
+/// How long `start()` and the harness's mutations wait for the controllers to converge while
+/// nothing moves: the wait goes on as long as what is still converging changes (a large load
+/// converges for minutes, one workload after another), up to [`SETTLE_LIMIT`].
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(90);
+const SETTLE_LIMIT: Duration = Duration::from_secs(1800);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -173,7 +176,7 @@ impl Real {
             .to_string();
         let disc = rt.block_on(Discovery::load(&client))?;
         let ctl = cfg.controller();
-        let net = netns::PodNetwork::create(cfg.http.clone())?;
+        let net = if cfg.pod_network { Some(netns::PodNetwork::create(cfg.http.clone())?) } else { None };
         let h = Arc::new(Harness {
             client,
             marker,
@@ -234,14 +237,23 @@ impl Real {
 
     /// Wait until the controllers and the stand-ins have converged.
     pub fn settle(&self) -> Result<(), String> {
-        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        let started = Instant::now();
+        let mut moved = started;
+        let mut last = String::new();
         loop {
             let why = self.block(self.h.unsettled())?;
             let Some(why) = why else {
                 return Ok(());
             };
-            if Instant::now() > deadline {
-                return Err(format!("not settled after {SETTLE_TIMEOUT:?}: {why}"));
+            let now = Instant::now();
+            if why != last {
+                last = why;
+                moved = now;
+            } else if now.duration_since(moved) > SETTLE_TIMEOUT {
+                return Err(format!("not settled, nothing moved for {SETTLE_TIMEOUT:?}: {last}"));
+            }
+            if now.duration_since(started) > SETTLE_LIMIT {
+                return Err(format!("not settled after {SETTLE_LIMIT:?}: {last}"));
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -357,13 +369,13 @@ impl ApiBackend for Real {
     }
 
     fn pod_http_changed(&self) {
-        if let Err(e) = self.h.kubelet.net.sync() {
+        if let Some(Err(e)) = self.h.kubelet.net.as_ref().map(netns::PodNetwork::sync) {
             panic!("kube-apiserver backend: {e}");
         }
     }
 
     fn pod_netns(&self) -> Option<String> {
-        Some(self.h.kubelet.net.name.clone())
+        self.h.kubelet.net.as_ref().map(|n| n.name.clone())
     }
 
     fn get_json(
@@ -531,7 +543,7 @@ impl Drop for Real {
             rt.shutdown_timeout(Duration::from_secs(2));
         }
         drop(self.cp.take()); // back to the pool, or `control-plane.sh down`
-        if let Err(e) = self.h.kubelet.net.teardown() {
+        if let Some(Err(e)) = self.h.kubelet.net.as_ref().map(netns::PodNetwork::teardown) {
             eprintln!("kube-apiserver backend: removing the pod network: {e}");
         }
     }
