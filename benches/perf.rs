@@ -160,7 +160,8 @@ fn foreign_objects() -> Vec<Value> {
 
 /// Start the server of a case and grow it to its size. Returns the server and a description.
 fn start(setup: &Setup, backend: Backend) -> (TestApi, String) {
-    let builder = TestApi::builder().backend(backend);
+    // Pods keep made-up IPs on the real backend: its pod network holds 2,045, the cases tens of thousands.
+    let builder = TestApi::builder().backend(backend).pod_network(false);
     match *setup {
         Setup::Status(size) => {
             let api = builder.fixture("helm/default.yaml").helm_install(true).start();
@@ -191,23 +192,28 @@ fn start(setup: &Setup, backend: Backend) -> (TestApi, String) {
             (api, about)
         }
         Setup::Releases(count, milvus_pods) => {
+            // The Milvus pods of one release as installed, from the loopback (in-process, at once).
+            let one = TestApi::builder()
+                .backend(Backend::Loopback)
+                .fixture("helm/default.yaml")
+                .helm_install(true)
+                .start();
+            let per_release = pods_in(&one, None, Some("app.kubernetes.io/name=milvus"));
+            drop(one);
+            // The missing Milvus pods spread over the releases' querynodes, set before loading so
+            // that a real control plane converges once rather than once a release.
             let mut builder = builder;
+            let mut missing = (milvus_pods - per_release * count as i64).max(0);
             for i in 0..count {
-                builder = builder.fixture_as("helm/default.yaml", &release_name(i), &format!("ns-{i:03}"));
-                builder = builder.helm_install(true);
-            }
-            let api = builder.start();
-            let base = pods_in(&api, None, Some("app.kubernetes.io/name=milvus"));
-            // Spread the missing Milvus pods over the releases' querynodes.
-            let mut missing = (milvus_pods - base).max(0);
-            for i in 0..count {
+                let (name, ns) = (release_name(i), format!("ns-{i:03}"));
+                builder = builder.fixture_as("helm/default.yaml", &name, &ns).helm_install(true);
                 let extra = missing / (count - i) as i64;
                 missing -= extra;
                 if extra > 0 {
-                    let name = format!("{}-milvus-querynode", release_name(i));
-                    grow(&api, &format!("ns-{i:03}"), &name, 1 + extra);
+                    builder = builder.replicas(&format!("{ns}/{name}-milvus-querynode"), 1 + extra);
                 }
             }
+            let api = builder.start();
             let all = pods_in(&api, None, None);
             let milvus = pods_in(&api, None, Some("app.kubernetes.io/name=milvus"));
             let about = format!(
