@@ -27,48 +27,6 @@ impl Real {
         self.call_ok("POST", &path, Some((&body, JSON)))
     }
 
-    /// Create a custom resource and check that the server kept every field it was given. Right
-    /// after a reset re-creates a CRD of the same name, the API server can still serve its kind
-    /// with a handler of the CRD it had before (whose schema prunes differently); the object is
-    /// then deleted and created again.
-    fn create_custom(&self, obj: &Value) -> Result<Value, String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let created = self.create(obj)?;
-            let Some(dropped) = dropped_field(obj.get("spec"), created.get("spec"), "spec") else {
-                return Ok(created);
-            };
-            let name = format!("{} {}", obj["kind"].as_str().unwrap_or_default(), meta_str(obj, "name"));
-            if Instant::now() > deadline {
-                return Err(format!("{name}: the server keeps dropping {dropped} (its CRD's schema)"));
-            }
-            let av = obj["apiVersion"].as_str().unwrap_or_default();
-            let kind = obj["kind"].as_str().unwrap_or_default();
-            let r = self
-                .h
-                .disc()
-                .for_kind(av, kind)
-                .cloned()
-                .ok_or_else(|| format!("{av} {kind} is not served"))?;
-            let path = res_path(
-                &r,
-                Some(meta_str(obj, "namespace")).filter(|n| !n.is_empty()),
-                Some(meta_str(obj, "name")),
-            );
-            let (code, v) = self.call("DELETE", &path, None)?;
-            if code != 200 && code != 202 {
-                return Err(format!("{name}: delete after {dropped} was dropped: {code} {}", message(&v)));
-            }
-            while self.call("GET", &path, None)?.0 != 404 {
-                if Instant::now() > deadline {
-                    return Err(format!("{name}: still there 30s after it was deleted"));
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
     pub(super) fn wait_served(&self, group: &str, plural: &str) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -135,7 +93,7 @@ impl Real {
         let mut uids: HashMap<String, String> = HashMap::new();
         let is_custom = |kind: &str| !builtin.contains(kind);
         for (_, o) in objects.iter().filter(|(k, _)| is_custom(k)) {
-            let created = self.create_custom(o)?;
+            let created = self.create(o)?;
             uids.insert(meta_str(o, "uid").to_string(), meta_str(&created, "uid").to_string());
             if let Some(status) = o.get("status").filter(|s| !s.is_null()) {
                 let r = self
@@ -178,45 +136,5 @@ impl Real {
             }
         }
         self.grant(users, &namespaces)
-    }
-}
-
-/// The first field of `sent` (an object, recursively) that `kept` lacks, as a dotted path; values
-/// themselves may differ (defaults, normalisation), arrays are not compared.
-fn dropped_field(sent: Option<&Value>, kept: Option<&Value>, path: &str) -> Option<String> {
-    let Some(Value::Object(sent)) = sent else {
-        return None;
-    };
-    let Some(Value::Object(kept)) = kept else {
-        return if sent.is_empty() { None } else { Some(path.to_string()) };
-    };
-    sent.iter().find_map(|(k, v)| {
-        let at = format!("{path}.{k}");
-        match kept.get(k) {
-            None if !v.is_null() => Some(at),
-            None => None,
-            Some(got) => dropped_field(Some(v), Some(got), &at),
-        }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::dropped_field;
-    use serde_json::json;
-
-    #[test]
-    fn a_dropped_field_is_named_and_defaults_are_not() {
-        let sent = json!({"mode": "cluster", "components": {"queryNode": {"replicas": 2}}, "config": {}});
-        let kept =
-            json!({"mode": "cluster", "components": {"queryNode": {"replicas": 2, "x": 1}}, "config": {}});
-        assert_eq!(dropped_field(Some(&sent), Some(&kept), "spec"), None);
-        let pruned = json!({"components": {"queryNode": {"replicas": 2}}, "config": {}});
-        assert_eq!(dropped_field(Some(&sent), Some(&pruned), "spec").as_deref(), Some("spec.mode"));
-        let pruned = json!({"mode": "cluster", "components": {"queryNode": {}}, "config": {}});
-        assert_eq!(
-            dropped_field(Some(&sent), Some(&pruned), "spec").as_deref(),
-            Some("spec.components.queryNode.replicas")
-        );
     }
 }
