@@ -24,11 +24,19 @@ fn pod_ip(api: &TestApi, name: &str) -> String {
 
 const STANDALONE: &str = "my-release-milvus-standalone";
 
+/// The tests of this file one at a time: each makes (or checks that it does not make) a network
+/// namespace, and `ip netns list` shows those of every test of the process.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static NETWORK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    NETWORK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Both proxy forms reach the pods' responder through the API server; each pod answers for
 /// itself (the responder tells pods apart by the IP a connection reached), and the service form
 /// goes to a ready endpoint.
 #[test]
 fn both_proxy_forms_reach_the_pods() {
+    let _serial = one_at_a_time();
     let api = TestApi::builder()
         .fixture("helm/standalone.yaml")
         .replicas(STANDALONE, 2)
@@ -68,6 +76,7 @@ fn both_proxy_forms_reach_the_pods() {
 /// A pod that does not listen is a refused connection to its IP: `503 ServiceUnavailable`.
 #[test]
 fn a_pod_that_does_not_listen_refuses_the_connection() {
+    let _serial = one_at_a_time();
     let api = TestApi::builder().fixture("helm/standalone.yaml").replicas(STANDALONE, 2).start();
     let pods = pod_names(&api, STANDALONE);
     api.set_pod_http_refused(&pods[0]);
@@ -102,6 +111,7 @@ fn has_netns(name: &str) -> bool {
 /// (with its veth pair) when the `TestApi` is dropped, also when the test panicked.
 #[test]
 fn the_pod_network_goes_with_the_test_api() {
+    let _serial = one_at_a_time();
     if Backend::from_env() != Backend::KubeApiserver {
         return;
     }
@@ -133,6 +143,7 @@ fn the_pod_network_goes_with_the_test_api() {
 /// namespace is made and every pod is still Ready with the made-up IP the loopback gives it.
 #[test]
 fn without_a_pod_network_pods_keep_made_up_ips() {
+    let _serial = one_at_a_time();
     if Backend::from_env() != Backend::KubeApiserver {
         return;
     }
