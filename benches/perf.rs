@@ -8,7 +8,7 @@
 //! ```text
 //! cargo bench --bench perf [-- --runs 7 --case NAME --backend kube-apiserver --json
 //!                              --pods 1000,10000 --foreign-pods 20000 --releases 200
-//!                              --release-pods 20000]
+//!                              --release-pods 20000 --plugin PATH]
 //! ```
 //!
 //! Cases: `status-fixture` (the Helm fixture as installed), `status-<N>` for each size of `--pods`
@@ -42,12 +42,15 @@ struct Options {
     foreign_pods: i64,
     releases: usize,
     release_pods: i64,
+    /// The plugin binary measured: this build's unless `--plugin PATH` names another (an older build
+    /// to compare with, or a wrapper that runs it under a profiler).
+    plugin: String,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench perf -- [--runs N] [--case NAME]... [--backend loopback|kube-apiserver]\n\
-         \x20      [--pods N[,N...]] [--foreign-pods N] [--releases N] [--release-pods N] [--json]"
+         \x20      [--pods N[,N...]] [--foreign-pods N] [--releases N] [--release-pods N] [--plugin PATH] [--json]"
     );
     std::process::exit(2)
 }
@@ -62,6 +65,7 @@ fn parse_args() -> Options {
         foreign_pods: 20_000,
         releases: 200,
         release_pods: 20_000,
+        plugin: PLUGIN.into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -82,6 +86,7 @@ fn parse_args() -> Options {
             "--foreign-pods" => o.foreign_pods = value().parse().unwrap_or_else(|_| usage()),
             "--releases" => o.releases = value().parse().unwrap_or_else(|_| usage()),
             "--release-pods" => o.release_pods = value().parse().unwrap_or_else(|_| usage()),
+            "--plugin" => o.plugin = value(),
             "--json" => o.json = true,
             "--bench" => {} // cargo bench passes it
             "-h" | "--help" => usage(),
@@ -469,7 +474,7 @@ fn run_case(case: &Case, o: &Options, tmp: &Path, runner: &mut Runner) -> CaseRe
     let contenders = [
         Contender {
             label: format!("kubectl-milvus {}", plugin_args.join(" ")),
-            program: PLUGIN.into(),
+            program: o.plugin.clone(),
             args: plugin_args.iter().map(|s| (*s).to_string()).collect(),
             expect_pods: None,
             curl: false,
@@ -658,12 +663,16 @@ fn main() {
     let tmpdir = tempfile::tempdir().expect("temporary directory");
     let tmp: PathBuf = tmpdir.path().to_path_buf();
     println!(
-        "kubectl-milvus benchmark: {}, {} backend, {} rounds per case; {}; plugin: {} build",
+        "kubectl-milvus benchmark: {}, {} backend, {} rounds per case; {}; plugin: {}",
         machine(),
         o.backend.name(),
         o.runs,
         kubectl_version(),
-        PLUGIN.rsplit('/').nth(1).unwrap_or("?"),
+        if o.plugin == PLUGIN {
+            format!("{} build", PLUGIN.rsplit('/').nth(1).unwrap_or("?"))
+        } else {
+            o.plugin.clone()
+        },
     );
     println!("plugin ÷ peer = median over the rounds of (plugin's wall time ÷ the peer's in the same round)");
     let mut results = Vec::new();
