@@ -132,13 +132,13 @@ where
     }
     let fetch = |params: &ListParams| {
         let built = request.list(params).map_err(kube::Error::BuildRequest);
-        async move { client.request_text(built?).await }
+        async move { page::fetch(client, built?).await }
     };
-    let mut text = fetch(&params).await?;
+    let mut body = fetch(&params).await?;
     let mut items = Vec::new();
     loop {
         let (head, head_read) = tokio::sync::oneshot::channel();
-        let decoding = tokio::task::spawn_blocking(move || page::decode::<T>(&text, head));
+        let decoding = tokio::task::spawn_blocking(move || page::decode::<T>(body, head));
         // No metadata before the items fail to decode: the decoding's error says why.
         let token = head_read.await.ok().and_then(|m| m.continue_).filter(|token| !token.is_empty());
         let next = async {
@@ -152,7 +152,7 @@ where
         let page = decoded.map_err(kube::Error::SerdeError)?;
         items.extend(page.items);
         match next {
-            Some(next) => text = next?,
+            Some(next) => body = next?,
             None => {
                 // The room left by growing is given back: a large list is held for the whole command.
                 items.shrink_to_fit();
@@ -238,8 +238,24 @@ async fn list_selected_pods(
         ))),
         list_pods(kube, scope, Some(&by_release))
     )?;
+    let (release, release_version) = release;
+    // A pod labelled both ways is read twice: kept once.
+    let key = |pod: &Pod| (pod.metadata.namespace.clone(), pod.metadata.name.clone());
+    let both: std::collections::HashSet<_> = {
+        let of_release: std::collections::HashSet<_> = release.iter().map(key).collect();
+        instance
+            .iter()
+            .flat_map(|(part, _)| part)
+            .filter(|pod| of_release.contains(&key(pod)))
+            .map(key)
+            .collect()
+    };
+    let only_release: Vec<Pod> = release.into_iter().filter(|pod| !both.contains(&key(pod))).collect();
+    // Every pod moves once, into a list of exactly their number (growing it would copy them all, and
+    // hold both copies for a moment).
+    let count = instance.iter().map(|(part, _)| part.len()).sum::<usize>() + only_release.len();
     let mut listed = Vec::with_capacity(parts + 1);
-    let mut pods = Vec::with_capacity(instance.iter().map(|(pods, _)| pods.len()).sum());
+    let mut pods = Vec::with_capacity(count);
     for (selector, (part, version)) in by_instance.into_iter().zip(instance) {
         listed.push((Query { kind: Kind::Pods, labels: Some(selector) }, version));
         pods.extend(part);
@@ -249,15 +265,7 @@ async fn list_selected_pods(
             (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name))
         });
     }
-    let (release, release_version) = release;
     listed.push((Query { kind: Kind::Pods, labels: Some(by_release) }, release_version));
-    // A pod labelled both ways is read twice: kept once.
-    let key = |pod: &Pod| (pod.metadata.namespace.clone(), pod.metadata.name.clone());
-    let both: std::collections::HashSet<_> = {
-        let of_release: std::collections::HashSet<_> = release.iter().map(key).collect();
-        pods.iter().filter(|pod| of_release.contains(&key(pod))).map(key).collect()
-    };
-    let only_release: Vec<Pod> = release.into_iter().filter(|pod| !both.contains(&key(pod))).collect();
     pods.extend(only_release);
     Ok((pods, listed))
 }
