@@ -141,7 +141,7 @@ impl Object {
                 namespace: m.namespace.as_deref(),
                 name: m.name.as_deref(),
                 version: m.resource_version.as_deref(),
-                labels: m.labels.as_ref(),
+                labels: m.labels.as_ref().map(|l| l as &dyn label_selector::Labels),
             }
         }
         match self {
@@ -151,7 +151,7 @@ impl Object {
                 namespace: p.metadata.namespace.as_deref(),
                 name: p.metadata.name.as_deref(),
                 version: p.metadata.resource_version.as_deref(),
-                labels: p.metadata.labels.as_ref(),
+                labels: p.metadata.labels.as_ref().map(|l| l as &dyn label_selector::Labels),
             },
             Object::Hpa(h) => of(&h.metadata),
             Object::Milvus(m) => of(&m.metadata),
@@ -164,7 +164,7 @@ struct Identity<'a> {
     namespace: Option<&'a str>,
     name: Option<&'a str>,
     version: Option<&'a str>,
-    labels: Option<&'a BTreeMap<String, String>>,
+    labels: Option<&'a dyn label_selector::Labels>,
 }
 
 impl Identity<'_> {

@@ -10,6 +10,7 @@ mod health;
 pub mod labels;
 mod object;
 mod pod;
+mod pod_labels;
 mod pods;
 mod problems;
 mod rows;
@@ -20,7 +21,8 @@ pub use discovery::discover;
 pub use duration::human_duration;
 pub use health::Health;
 pub use object::{Milvus, ReplicasError};
-pub use pod::{Container, ContainerStatus, Pod, PodCondition, PodMeta, PodSpec, PodStatus};
+pub use pod::{Container, ContainerState, ContainerStatus, Pod, PodCondition, PodMeta, PodSpec, PodStatus};
+pub use pod_labels::PodLabels;
 pub use problems::{PodProblem, ProblemKind, detect_problem, pod_status, pod_summary};
 pub use workload::image_tag;
 

@@ -1,12 +1,13 @@
-//! Which pods belong to which workload: each workload's `spec.selector` as kube's [`Selector`],
-//! matched against the pods' labels, the most specific workload winning.
+//! Which pods belong to which workload: each workload's `spec.selector` as a [`Selector`], matched
+//! against the pods' labels, the most specific workload winning.
 
 use std::collections::HashMap;
 
-use super::Pod;
-use kube::core::{Selector, SelectorExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use label_selector::{Operator, Requirement, Selector};
 
-use super::workload::{NO_LABELS, Workload, WorkloadKind};
+use super::Pod;
+use super::workload::{Workload, WorkloadKind};
 
 /// Pods of Jobs (pulsar's init jobs) are never a workload's pods.
 fn is_job_pod(pod: &Pod) -> bool {
@@ -24,8 +25,29 @@ fn is_job_pod(pod: &Pod) -> bool {
 /// The workload's selector, or `None` when it selects nothing: absent, empty (apps/v1 forbids it, and
 /// matching everything would pull every pod of the namespace into one row) or not a valid selector.
 fn selector_of(workload: &Workload<'_>) -> Option<Selector> {
-    let selector = Selector::try_from(workload.selector?.clone()).ok()?;
-    (!selector.selects_all()).then_some(selector)
+    pod_selector(workload.selector?)
+}
+
+/// A `LabelSelector` as apimachinery's `LabelSelectorAsSelector` reads it: `matchLabels` as equalities,
+/// `matchExpressions` with `In`/`NotIn` (values required) or `Exists`/`DoesNotExist` (no values);
+/// `None` for any other operator or an empty selector.
+fn pod_selector(selector: &LabelSelector) -> Option<Selector> {
+    let equal =
+        selector.match_labels.iter().flatten().map(|(k, v)| Requirement::new(k, Operator::Equals, [v]));
+    let mut requirements: Vec<Requirement> = equal.collect();
+    for e in selector.match_expressions.iter().flatten() {
+        let values = e.values.as_deref().unwrap_or_default();
+        let operator = match (e.operator.as_str(), values.is_empty()) {
+            ("In", false) => Operator::In,
+            ("NotIn", false) => Operator::NotIn,
+            ("Exists", true) => Operator::Exists,
+            ("DoesNotExist", true) => Operator::DoesNotExist,
+            _ => return None,
+        };
+        requirements.push(Requirement::new(&e.key, operator, values));
+    }
+    let selector: Selector = requirements.into_iter().collect();
+    (!selector.is_empty()).then_some(selector)
 }
 
 /// For each workload index in `parts`, the indices of the pods it owns. A pod is assigned to
@@ -43,7 +65,7 @@ pub fn assign_pods(pods: &[Pod], workloads: &[Workload<'_>], parts: &[usize]) ->
         }
         let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
         by_ns.entry(ns).or_default().push(i);
-        for (k, v) in pod.metadata.labels.as_ref().unwrap_or(&NO_LABELS) {
+        for (k, v) in pod.metadata.labels.iter().flat_map(|l| l.iter()) {
             by_label.entry((ns, k, v)).or_default().push(i);
         }
     }
@@ -67,7 +89,7 @@ pub fn assign_pods(pods: &[Pod], workloads: &[Workload<'_>], parts: &[usize]) ->
         let terms = match_labels.map_or(0, |m| m.len()) + spec.match_expressions.as_ref().map_or(0, Vec::len);
         for &pi in candidates {
             let pod = &pods[pi];
-            if !selector.matches(pod.metadata.labels.as_ref().unwrap_or(&NO_LABELS)) {
+            if !selector.matches(&pod.metadata.labels) {
                 continue;
             }
             let controlled = w.kind == WorkloadKind::StatefulSet
@@ -99,18 +121,15 @@ pub fn assign_pods(pods: &[Pod], workloads: &[Workload<'_>], parts: &[usize]) ->
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
     use serde_json::json;
 
     use super::*;
+    use crate::milvus::PodLabels;
 
     fn matches(selector: serde_json::Value, labels: &[(&str, &str)]) -> bool {
         let selector: LabelSelector = serde_json::from_value(selector).expect("a LabelSelector");
-        let labels: BTreeMap<String, String> =
-            labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Selector::try_from(selector).ok().filter(|s| !s.selects_all()).is_some_and(|s| s.matches(&labels))
+        let labels: PodLabels = labels.iter().copied().collect();
+        pod_selector(&selector).is_some_and(|s| s.matches(&labels))
     }
 
     #[test]
@@ -125,5 +144,10 @@ mod tests {
         assert!(matches(expr("Exists", json!(null)), &l));
         assert!(!matches(expr("DoesNotExist", json!(null)), &l));
         assert!(!matches(expr("Bogus", json!(["db"])), &l), "an invalid selector selects nothing");
+        assert!(!matches(expr("In", json!([])), &l), "In without values is invalid");
+        assert!(!matches(expr("Exists", json!(["db"])), &l), "Exists with values is invalid");
+        let both = json!({"matchLabels": {"app": "milvus"}, "matchExpressions": [{"key": "canary", "operator": "DoesNotExist"}]});
+        assert!(matches(both.clone(), &l));
+        assert!(!matches(both, &[("app", "milvus"), ("canary", "1")]));
     }
 }

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use super::labels;
 use super::{ComponentKind, WorkloadRef};
 
-pub(crate) static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
+static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkloadKind {
