@@ -21,7 +21,7 @@ use http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::net::{TcpListener, TcpStream};
@@ -54,7 +54,8 @@ struct Shared {
     upstream_host: String,
     connector: tokio_rustls::TlsConnector,
     stop: tokio::sync::watch::Sender<bool>,
-    closed: AtomicBool,
+    /// How many of the [`LISTENERS`] have closed their socket.
+    closed: AtomicUsize,
     /// The TLS connections clients opened, in order.
     connections: Mutex<Vec<ConnectionRecord>>,
 }
@@ -147,7 +148,7 @@ impl Proxy {
             upstream_host: format!("127.0.0.1:{upstream_port}"),
             connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
             stop: tokio::sync::watch::channel(false).0,
-            closed: AtomicBool::new(false),
+            closed: AtomicUsize::new(0),
             connections: Mutex::new(Vec::new()),
         });
         // Clients may speak HTTP/2 here, as to a real API server; the backend is reached over HTTP/1.1.
@@ -189,7 +190,8 @@ impl Proxy {
     pub fn stop_listening(&self) {
         self.shared.stop.send_replace(true);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.shared.closed.load(Ordering::SeqCst) && Instant::now() < deadline {
+        // Each listener closes on its own: return once both have, not once the first has.
+        while self.shared.closed.load(Ordering::SeqCst) < LISTENERS && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -249,6 +251,9 @@ fn merge(
     records
 }
 
+/// The proxy's listening sockets: the API's port and the HTTP/1.1-only one, each with an [`accept_loop`].
+const LISTENERS: usize = 2;
+
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let mut stop = shared.stop.subscribe();
@@ -296,7 +301,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Arc<rustls
         });
     }
     drop(listener);
-    shared.closed.store(true, Ordering::SeqCst);
+    shared.closed.fetch_add(1, Ordering::SeqCst);
 }
 
 fn aborted(what: &str) -> std::io::Error {
