@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::helm_record::HelmRecord;
 use super::owner::{DryRun, Owner, is_conflict};
 use super::plan::{self, PlanOptions, PlannedChange};
 use super::wait::{self, Outcome, Waiter, Watched};
@@ -83,6 +84,8 @@ pub enum Event<'a> {
     Waiting { release: &'a Release, watched: &'a [Watched] },
     /// Waiting ended, for whatever reason.
     WaitEnded,
+    /// Helm's record of the release took the change: its result line.
+    Recorded { line: &'a str },
     /// `--wait`: every watched component is ready.
     Ready { watched: &'a [Watched] },
     /// Waiting ran out of time; the pods that keep the components from being ready.
@@ -167,15 +170,21 @@ impl Engine<'_> {
         Error::api(error, &self.waiter.kube.server)
     }
 
-    /// Applies the changes, or (a dry run) previews them.
+    /// Applies the changes, or (a dry run) previews them. `record`, for a Helm release, is the new
+    /// revision of Helm's record: begun (created pending) before the first write, settled after the
+    /// last one, before any final wait.
     pub async fn run(
         &self,
         dry_run: DryRun,
         results: &mut [ChangeResult],
+        mut record: Option<&mut HelmRecord>,
         reporter: &mut dyn Reporter,
     ) -> Result<(), Error> {
+        if let Some(record) = record.as_deref_mut() {
+            record.begin(self.kube(), self.namespace(), dry_run).await?;
+        }
         if dry_run == DryRun::None {
-            return self.apply(results, reporter).await;
+            return self.apply(results, record, reporter).await;
         }
         // --dry-run=client|server: the diff of every object that would change, and the result lines.
         for result in results.iter_mut().filter(|r| r.plan.is_change()) {
@@ -205,7 +214,24 @@ impl Engine<'_> {
                 to: result.plan.to,
             });
         }
+        if let Some(line) = record.and_then(|r| r.result_line(dry_run)) {
+            reporter.event(Event::Recorded { line: &line });
+        }
         Ok(())
+    }
+
+    /// Settles Helm's record after the writes: deployed when every value was written, else failed.
+    async fn settle(
+        &self,
+        record: Option<&mut HelmRecord>,
+        results: &[ChangeResult],
+        reporter: &mut dyn Reporter,
+    ) {
+        let Some(record) = record else { return };
+        record.end(self.kube(), self.namespace(), results).await;
+        if let Some(line) = record.result_line(DryRun::None) {
+            reporter.event(Event::Recorded { line: &line });
+        }
     }
 
     /// Applies each change step by step, in the plan's order; stops at the first failure or at Ctrl-C,
@@ -213,6 +239,7 @@ impl Engine<'_> {
     pub async fn apply(
         &self,
         results: &mut [ChangeResult],
+        record: Option<&mut HelmRecord>,
         reporter: &mut dyn Reporter,
     ) -> Result<(), Error> {
         // A timeout too large to add to the clock is as good as none.
@@ -224,6 +251,7 @@ impl Engine<'_> {
                 continue;
             }
             if let Err(error) = self.apply_change(&mut results[index], deadline, reporter).await {
+                self.settle(record, results, reporter).await;
                 let applied = applied_report(results);
                 let interrupted = matches!(error, Error::Exit(_));
                 reporter.event(Event::Failed { applied: &applied, interrupted });
@@ -233,6 +261,7 @@ impl Engine<'_> {
                 });
             }
         }
+        self.settle(record, results, reporter).await;
         if !self.wait {
             return Ok(());
         }

@@ -1,6 +1,7 @@
 //! Scaling: parse targets, plan against Milvus's rules, read and patch the owners, run the steps, wait.
 
 pub mod engine;
+pub mod helm_record;
 pub mod owner;
 pub mod plan;
 pub mod report;

@@ -6,6 +6,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::engine::ChangeResult;
+use super::helm_record::RecordNote;
 use super::owner::{DryRun, Owner};
 use super::plan::PlannedChange;
 use crate::helm::{self, HelmRelease};
@@ -64,6 +65,9 @@ pub struct HelmNote {
     /// Helm applies the changed workloads server-side (Helm 4's default): the next `helm upgrade`
     /// fails with a field conflict on `spec.replicas` instead of setting the recorded value back.
     pub server_side_apply: bool,
+    /// The new revision of Helm's record that carries the change, when one is planned or written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<RecordNote>,
 }
 
 impl HelmNote {
@@ -98,6 +102,7 @@ impl HelmNote {
                 command: helm.upgrade_command(&release.name, &release.namespace, &settings),
                 readable: true,
                 server_side_apply,
+                record: None,
             },
             _ => {
                 let sets: Vec<String> = settings.iter().map(|(k, v)| format!("--set {k}={v}")).collect();
@@ -111,13 +116,23 @@ impl HelmNote {
                     ),
                     readable: false,
                     server_side_apply,
+                    record: None,
                 }
             }
         })
     }
 
-    /// What Helm will set back at the next `helm upgrade`, one warning per value.
+    /// Whether the user has a command to run: the record does not take the change.
+    pub fn needs_upgrade(&self) -> bool {
+        !self.record.as_ref().is_some_and(RecordNote::takes_the_change)
+    }
+
+    /// What Helm will set back at the next `helm upgrade`, one warning per value (none when the
+    /// record takes the change).
     pub fn warnings(&self, release: &str) -> Vec<String> {
+        if !self.needs_upgrade() {
+            return Vec::new();
+        }
         let next = helm::next_upgrade(self.server_side_apply);
         self
             .recorded

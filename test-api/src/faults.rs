@@ -2,7 +2,68 @@
 //! bodies and stalled connections. [`crate::proxy`] applies them, in front of either backend.
 
 use crate::util;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
+
+/// A gate that holds matching requests until the test opens it ([`Fault::hold`]): a test waits
+/// until the client's request is held, acts (another client's change, say), then lets it through.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<GateInner>);
+
+#[derive(Debug, Default)]
+struct GateInner {
+    held: Mutex<u64>,
+    arrived: Condvar,
+    open: AtomicBool,
+    opened: tokio::sync::Notify,
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Blocks until `n` requests have reached the gate, at most `timeout`; whether they have.
+    pub fn wait_held(&self, n: u64, timeout: Duration) -> bool {
+        let held = self.0.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (held, _) = self
+            .0
+            .arrived
+            .wait_timeout_while(held, timeout, |held| *held < n)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *held >= n
+    }
+
+    /// Lets every held request through, and every later one.
+    pub fn open(&self) {
+        self.0.open.store(true, Ordering::SeqCst);
+        self.0.opened.notify_waiters();
+    }
+
+    /// A request arrives: counted, then held until the gate opens.
+    pub(crate) async fn pass(&self) {
+        {
+            let mut held = self.0.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *held += 1;
+            self.0.arrived.notify_all();
+        }
+        loop {
+            let opened = self.0.opened.notified();
+            if self.0.open.load(Ordering::SeqCst) {
+                return;
+            }
+            opened.await;
+        }
+    }
+}
 
 /// What a fault does to a matching request.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +79,8 @@ pub enum FaultAction {
     Drop,
     /// Wait, then serve the request normally (delays of several matching faults add up).
     Delay(Duration),
+    /// Hold the request at a [`Gate`] until the test opens it, then serve it normally.
+    Hold(Gate),
     /// Forward the request, then close the connection without passing the reply on: the server
     /// did the work, the client never hears of it.
     DropReply,
@@ -97,6 +160,11 @@ impl Fault {
     /// Add latency before serving.
     pub fn delay(d: Duration) -> Self {
         Fault::with(FaultAction::Delay(d))
+    }
+
+    /// Hold matching requests at `gate` until the test opens it (then serve them normally).
+    pub fn hold(gate: &Gate) -> Self {
+        Fault::with(FaultAction::Hold(gate.clone()))
     }
 
     /// Forward the request, then drop the connection instead of passing the reply on (a write
@@ -199,6 +267,7 @@ impl Fault {
 pub(crate) struct Decision {
     pub delay: Duration,
     pub chunk_delay: Duration,
+    pub hold: Option<Gate>,
     pub action: Option<FaultAction>,
     pub retry_after: Option<u64>,
 }
@@ -225,6 +294,10 @@ impl Faults {
                 FaultAction::ChunkDelay(x) => {
                     f.fired += 1;
                     d.chunk_delay += *x;
+                }
+                FaultAction::Hold(gate) => {
+                    f.fired += 1;
+                    d.hold = Some(gate.clone());
                 }
                 other => {
                     if d.action.is_none() {

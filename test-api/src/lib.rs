@@ -143,7 +143,7 @@ mod real;
 
 pub use auth::Rules;
 pub use controller::PodBehaviour;
-pub use faults::{Fault, FaultAction};
+pub use faults::{Fault, FaultAction, Gate};
 pub use fixtures::{FIXTURE_RELEASE, MilvusStatus, decode_helm_release, fixtures_dir, parse_yaml_docs};
 pub use label_selector::Selector as LabelSelector;
 pub use pod_http::{DEFAULT_PORT as POD_HTTP_PORT, HttpReply};

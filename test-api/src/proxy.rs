@@ -362,6 +362,9 @@ async fn handle(
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
     }
+    if let Some(gate) = &decision.hold {
+        gate.pass().await;
+    }
     let (parts, body) = req.into_parts();
     let body = match axum::body::to_bytes(Body::new(body), 256 * 1024 * 1024).await {
         Ok(b) => b,

@@ -101,11 +101,18 @@ pub struct Helm<'a> {
     exe: PathBuf,
     api: &'a TestApi,
     home: tempfile::TempDir,
+    /// `HELM_DRIVER`, when not Helm's default (Secrets).
+    driver: Option<&'static str>,
 }
 
 impl<'a> Helm<'a> {
     pub fn new(name: &str, api: &'a TestApi) -> Helm<'a> {
-        Helm { exe: tool(name), api, home: tempfile::tempdir().expect("helm home") }
+        Helm { exe: tool(name), api, home: tempfile::tempdir().expect("helm home"), driver: None }
+    }
+
+    /// This Helm with `HELM_DRIVER=driver`.
+    pub fn with_driver(self, driver: &'static str) -> Helm<'a> {
+        Helm { driver: Some(driver), ..self }
     }
 
     /// `helm ARGS --kubeconfig … -n default`.
@@ -121,6 +128,7 @@ impl<'a> Helm<'a> {
             .env("HELM_CONFIG_HOME", home.join("config"))
             .env("HELM_CACHE_HOME", home.join("cache"))
             .env("HELM_DATA_HOME", home.join("data"))
+            .envs(self.driver.map(|d| ("HELM_DRIVER", d)))
             .output()
             .expect("start helm");
         Run {
@@ -160,12 +168,13 @@ fn querynodes(api: &TestApi) -> i64 {
 }
 
 /// Installs the chart with `helm` (plus `extra`), then scales querynode 1 → 3 through
-/// `kubectl milvus`.
+/// `kubectl milvus` without touching Helm's record (`--helm-record=false`): what happens to a
+/// change made outside Helm.
 fn install_then_scale(api: &TestApi, helm: &Helm, chart: &Chart, extra: &[&str]) {
     let args = [&["install", "my-release", chart.path()][..], extra].concat();
     helm.run(&args).success();
     wait_ready(api, QUERYNODE, 1);
-    kubectl(api, &["scale", "my-release", "querynode=3"]).success();
+    kubectl(api, &["scale", "my-release", "querynode=3", "--helm-record=false"]).success();
     assert_eq!(querynodes(api), 3);
 }
 
@@ -209,7 +218,7 @@ fn release_secrets(api: &TestApi) -> Vec<(i64, String)> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// What `helm upgrade --reuse-values` does after `kubectl milvus scale`.
+// What `helm upgrade --reuse-values` does after `kubectl milvus scale --helm-record=false`.
 
 #[test]
 fn helm3_upgrade_reverts_a_scale_kube_apiserver_only() {
@@ -312,10 +321,26 @@ fn reads_the_record(helm_name: &str, install: &[&str]) {
         plan["helm"]["command"],
         "helm upgrade my-release milvus/milvus --version 5.0.19 -n default --reuse-values --set queryNode.replicas=3"
     );
-    let dry = kubectl(&api, &["scale", "my-release", "querynode=3", "--dry-run=client"]).success();
+    let record = &plan["helm"]["record"];
+    assert_eq!(record["state"], "planned", "{plan}");
+    assert_eq!((record["revision"].as_i64(), record["newRevision"].as_i64()), (Some(1), Some(2)), "{plan}");
+    assert_eq!(record["values"], serde_json::json!([{"key": "queryNode.replicas", "from": 1, "to": 3}]));
+    // Without the record, the dry run says what Helm would do and how to keep the change…
+    let dry =
+        kubectl(&api, &["scale", "my-release", "querynode=3", "--dry-run=client", "--helm-record=false"])
+            .success();
     insta::assert_snapshot!(format!("{helm_name}_dry_run_stderr"), dry.stderr);
+    // …with it, the plan shows the new revision and there is nothing to run.
+    let planned = kubectl(&api, &["scale", "my-release", "querynode=3", "--dry-run=client"]).success();
+    assert_eq!(planned.stderr, "");
+    // The plan and the result lines, without the diff between them.
+    let lines: Vec<&str> = planned.stdout.lines().collect();
+    let diff = lines.iter().position(|l| l.starts_with("diff -u")).expect("a diff");
+    let results = lines.iter().position(|l| l.starts_with("deployment.apps/")).expect("result lines");
+    let plan = [&lines[..diff], &lines[results..]].concat();
+    insta::assert_snapshot!(format!("{helm_name}_dry_run_plan"), plan.join("\n"));
 
-    kubectl(&api, &["scale", "my-release", "querynode=3"]).success();
+    kubectl(&api, &["scale", "my-release", "querynode=3", "--helm-record=false"]).success();
     wait_ready(&api, QUERYNODE, 3);
     let after = status(&api);
     let drift = if helm_name == "helm4" { DRIFT_SERVER_SIDE } else { DRIFT };
@@ -348,7 +373,10 @@ fn printed_command_keeps_the_scale(helm_name: &str) {
     let helm = Helm::new(helm_name, &api);
     helm.run(&["install", "my-release", chart.path()]).success();
     wait_ready(&api, QUERYNODE, 1);
-    let result = run(&api, &["scale", "my-release", "querynode=3", "-o", "json"]).success().json();
+    let result = run(&api, &["scale", "my-release", "querynode=3", "--helm-record=false", "-o", "json"])
+        .success()
+        .json();
+    assert_eq!(result["helm"]["record"]["state"], "skipped", "{result}");
     let command = result["helm"]["command"].as_str().expect("helm.command").to_string();
     assert_eq!(
         command,
@@ -375,4 +403,122 @@ fn the_printed_command_makes_a_scale_permanent_helm3_kube_apiserver_only() {
 #[test]
 fn the_printed_command_makes_a_scale_permanent_helm4_kube_apiserver_only() {
     printed_command_keeps_the_scale("helm4");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scale goes into Helm's record: Helm itself reads it, keeps it and rolls it back.
+
+/// `helm ARGS` succeeded; its stdout.
+fn helm_out(helm: &Helm, args: &[&str]) -> String {
+    helm.run(args).success().stdout
+}
+
+/// Installs with `helm_name` (plus `install`), scales querynode 1 → 3 through the plugin, and checks
+/// what Helm's own commands read of the new revision; then upgrades with `upgrade` and rolls back.
+fn recorded_in_helm(helm_name: &str, install: &[&str], upgrade_args: &[&str]) {
+    recorded_in_helm_with(helm_name, None, install, upgrade_args);
+}
+
+/// [`recorded_in_helm`] with Helm and the plugin given `HELM_DRIVER=driver`.
+fn recorded_in_helm_with(
+    helm_name: &str,
+    driver: Option<&'static str>,
+    install: &[&str],
+    upgrade_args: &[&str],
+) {
+    let api = empty_cluster();
+    let chart = Chart::from_fixture("helm/default.yaml");
+    let mut helm = Helm::new(helm_name, &api);
+    if let Some(driver) = driver {
+        helm = helm.with_driver(driver);
+    }
+    helm.run(&[&["install", "my-release", chart.path()][..], install].concat()).success();
+    wait_ready(&api, QUERYNODE, 1);
+
+    let output = command(Via::Kubectl, Some(api.kubeconfig_path()), &["scale", "my-release", "querynode=3"])
+        .envs(driver.map(|d| ("HELM_DRIVER", d)))
+        .output()
+        .expect("run the plugin");
+    let out = Run::from(output).success();
+    let object = if driver == Some("configmap") { "configmap" } else { "secret" };
+    assert!(
+        out.stdout.contains(&format!(
+            "{object}/sh.helm.release.v1.my-release.v2 created: Helm revision 2 deployed, 1 superseded; \
+             queryNode.replicas=3 (was 1)"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stderr.contains("helm upgrade"), "nothing left for the user to run: {}", out.stderr);
+    assert_eq!(querynodes(&api), 3);
+    if driver.is_none() {
+        assert_eq!(release_secrets(&api), [(1, "superseded".into()), (2, "deployed".into())]);
+    }
+
+    // Helm's own view of the new revision.
+    let history = helm_out(&helm, &["history", "my-release", "-o", "json"]);
+    let history: serde_json::Value = serde_json::from_str(&history).expect("helm history -o json");
+    assert_eq!(history[0]["status"], "superseded", "{history}");
+    assert_eq!(history[1]["revision"], 2, "{history}");
+    assert_eq!(history[1]["status"], "deployed", "{history}");
+    assert_eq!(history[1]["chart"], "milvus-5.0.19", "{history}");
+    assert_eq!(history[1]["description"], "Scaled by kubectl-milvus: queryNode.replicas=3 (was 1)");
+    let values = helm_out(&helm, &["get", "values", "my-release", "-o", "json"]);
+    let values: serde_json::Value = serde_json::from_str(&values).expect("helm get values -o json");
+    assert_eq!(values, serde_json::json!({"queryNode": {"replicas": 3}}));
+    let manifest = helm_out(&helm, &["get", "manifest", "my-release"]);
+    let querynode = manifest
+        .split("\n---\n")
+        .find(|doc| doc.contains("kind: Deployment") && doc.contains(&format!("name: {QUERYNODE}\n")))
+        .expect("the querynode Deployment in the manifest");
+    assert!(querynode.contains("\nspec:\n  replicas: 3\n"), "{querynode}");
+    let status = helm_out(&helm, &["status", "my-release"]);
+    assert!(status.contains("STATUS: deployed") && status.contains("REVISION: 2"), "{status}");
+    // The plugin sees no drift any more.
+    assert!(!status_of(&api).contains("Helm release says"));
+
+    // A plain upgrade with --reuse-values keeps 3.
+    let upgrade = [&["upgrade", "my-release", chart.path(), "--reuse-values"][..], upgrade_args].concat();
+    helm.run(&upgrade).success();
+    assert_eq!(querynodes(&api), 3);
+
+    // Rolling back to revision 1 restores the count it recorded.
+    helm.run(&["rollback", "my-release", "1"]).success();
+    wait_ready(&api, QUERYNODE, 1);
+    let history = helm_out(&helm, &["history", "my-release", "-o", "json"]);
+    let history: serde_json::Value = serde_json::from_str(&history).expect("helm history -o json");
+    let statuses: Vec<(i64, &str)> = history
+        .as_array()
+        .expect("revisions")
+        .iter()
+        .map(|r| (r["revision"].as_i64().unwrap_or_default(), r["status"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(statuses, [(1, "superseded"), (2, "superseded"), (3, "superseded"), (4, "deployed")]);
+    if driver == Some("configmap") {
+        assert!(release_secrets(&api).is_empty(), "Helm and the plugin keep the record in ConfigMaps");
+    }
+}
+
+fn status_of(api: &TestApi) -> String {
+    status(api)
+}
+
+#[test]
+fn a_scale_is_a_helm3_revision_kube_apiserver_only() {
+    recorded_in_helm("helm3", &[], &[]);
+}
+
+#[test]
+fn a_scale_is_a_helm4_revision_server_side_kube_apiserver_only() {
+    recorded_in_helm("helm4", &[], &[]);
+}
+
+#[test]
+fn a_scale_is_a_helm3_revision_in_configmap_storage_kube_apiserver_only() {
+    recorded_in_helm_with("helm3", Some("configmap"), &[], &[]);
+}
+
+#[test]
+fn a_scale_is_a_helm4_revision_client_side_kube_apiserver_only() {
+    recorded_in_helm("helm4", &["--server-side=false"], &[]);
 }

@@ -8,6 +8,7 @@ mod cli;
 mod distribution;
 mod fixtures;
 mod helm;
+mod helm_record;
 mod hostile;
 mod list;
 mod rbac;

@@ -153,7 +153,11 @@ fn client_dry_run_sends_nothing_and_prints_a_kubectl_diff() {
     let api = helm_release("helm/default.yaml");
     let out = client_dry_run_of_querynode(&api, "/deployments/my-release-milvus-querynode");
     assert!(
-        out.stdout.ends_with("deployment.apps/my-release-milvus-querynode scaled (1 → 3) (client dry run)\n"),
+        out.stdout.ends_with(
+            "deployment.apps/my-release-milvus-querynode scaled (1 → 3) (client dry run)\n\
+             secret/sh.helm.release.v1.my-release.v2 created (client dry run): Helm revision 2 deployed, 1 \
+             superseded; queryNode.replicas=3 (was 1)\n"
+        ),
         "{}",
         out.stdout
     );
@@ -213,9 +217,23 @@ fn server_dry_run_sends_only_dry_run_requests() {
     let api = helm_release("helm/default.yaml");
     api.clear_requests();
     let out = run(&api, &["scale", "my-release", "querynode=3", "datanode=+1", "--dry-run=server"]).success();
-    let mutations = mutating(&api);
-    assert_eq!(mutations.len(), 2, "{mutations:?}");
-    assert!(mutations.iter().all(|r| r.dry_run && r.method == "PATCH"), "{mutations:?}");
+    let mutations: Vec<String> = mutating(&api)
+        .iter()
+        .map(|r| {
+            format!("{} {} dry_run={}", r.method, r.path.rsplit('/').next().unwrap_or_default(), r.dry_run)
+        })
+        .collect();
+    // Helm's record: the deployed revision checked, the new one created; then the workloads.
+    assert_eq!(
+        mutations,
+        [
+            "PUT sh.helm.release.v1.my-release.v1 dry_run=true",
+            "POST secrets dry_run=true",
+            "PATCH my-release-milvus-querynode dry_run=true",
+            "PATCH my-release-milvus-datanode dry_run=true",
+        ]
+    );
+    assert_eq!(api.list_json("", "secrets", Some("default"), Some("owner=helm")).expect("secrets").len(), 1);
     assert!(
         out.stdout.contains("deployment.apps/my-release-milvus-querynode scaled (1 → 3) (server dry run)\n"),
         "{}",
@@ -257,10 +275,10 @@ fn server_dry_run_reports_what_the_server_refuses() {
 // Applying through the owner.
 
 #[test]
-fn helm_release_scales_the_deployment_and_says_how_to_keep_it() {
+fn without_the_helm_record_the_scale_says_how_to_keep_it() {
     let api = helm_release("helm/default.yaml");
     api.clear_requests();
-    let out = kubectl(&api, &["scale", "my-release", "queryNode=3"]).success();
+    let out = kubectl(&api, &["scale", "my-release", "queryNode=3", "--helm-record=false"]).success();
     assert!(
         out.stdout.ends_with("deployment.apps/my-release-milvus-querynode scaled (1 → 3)\n"),
         "{}",
@@ -760,6 +778,12 @@ fn interrupting_a_scale_in_stops_after_the_current_step_and_reports() {
     assert!(stderr.contains("datanode: at 4 of the way 5 → 2"), "{stderr}");
     assert_eq!(api.requests().iter().filter(|r| r.method == "PATCH").count(), 1, "nothing more was written");
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 4);
+    // Helm's record: the new revision failed, the one before stays deployed.
+    assert!(
+        stderr.contains("Helm revision 2 of my-release is marked failed (datanode stopped at 4 of 5 → 2)"),
+        "{stderr}"
+    );
+    assert_eq!(crate::helm_record::revisions(&api), [(1, "deployed".into()), (2, "failed".into())]);
 }
 
 #[test]

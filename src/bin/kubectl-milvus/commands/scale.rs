@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use kubectl_milvus::client::{Kube, KubeFlags, names};
 use kubectl_milvus::error::Error;
-use kubectl_milvus::helm;
 use kubectl_milvus::milvus::ManagedBy;
 use kubectl_milvus::output::progress::Progress;
 use kubectl_milvus::output::{self, Cell, Structured, Table, color::Tone, diff};
 use kubectl_milvus::release;
 use kubectl_milvus::scale::engine::{ChangeResult, Engine, Event, Listed, Reporter};
+use kubectl_milvus::scale::helm_record::{self, HelmRecord};
 use kubectl_milvus::scale::owner::DryRun;
 use kubectl_milvus::scale::plan::{self, PlanOptions};
 use kubectl_milvus::scale::report::{self, HelmNote, ScaleResult};
@@ -98,6 +98,12 @@ pub struct Args {
     #[arg(short = 'o', long, value_name = "FORMAT", value_parser = output::parse_format::<Structured>)]
     pub output: Option<Structured>,
 
+    /// Helm releases: record the new replicas in Helm's own history (a new revision of the release, as
+    /// `helm upgrade --reuse-values --set` would write it), so that the next `helm upgrade` keeps them.
+    /// --helm-record=false changes the workloads only.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "true", default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub helm_record: bool,
+
     #[command(flatten)]
     pub name: NameOverride,
 }
@@ -128,10 +134,11 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     let kube = Kube::connect(flags).await?;
     let lookup = release::Lookup { name: &args.release, all_namespaces: false, name_label: &args.name.label };
     // The release and its Helm record are independent: read them concurrently.
-    let (found, helm_record) = futures::join!(
+    let (found, history) = futures::join!(
         release::find_with(&kube, &lookup, release::SCALE_KINDS),
-        helm::read_deployed(&kube, &kube.namespace, &args.release)
+        helm_record::read_history(&kube, &kube.namespace, &args.release)
     );
+    let helm_record = history.as_ref().map(|h| h.deployed.clone()).map_err(Clone::clone);
     let mut found = found?;
     let options =
         PlanOptions { allow_zero: args.allow_zero, step: i32::try_from(args.step).unwrap_or(i32::MAX) };
@@ -147,8 +154,20 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     if let (ManagedBy::Helm { .. }, Err(why)) = (&release.managed_by, &helm_record) {
         warnings.push(format!("the replicas recorded in the Helm release could not be checked: {why}"));
     }
+    let mut record = match release.managed_by {
+        ManagedBy::Helm { .. } => {
+            HelmRecord::plan(&release.name, &release.namespace, &changes, &history, args.helm_record)?
+        }
+        ManagedBy::Operator { .. } => None,
+    };
     if args.output.is_none() {
         report::write_plan(out, release, &changes, args.dry_run)?;
+        if let Some(record) = &record {
+            for line in record.plan_lines(&release.name) {
+                writeln!(out, "{line}")?;
+            }
+            writeln!(out)?;
+        }
     }
 
     let waiter = Waiter::new(&kube, release, &args.name.label, Interrupt::install()).seeded(seed);
@@ -156,18 +175,24 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     let mut results: Vec<ChangeResult> = changes.into_iter().map(ChangeResult::new).collect();
     let quiet = args.output.is_some();
     let mut reporter = Text { out: &mut *out, dry_run: args.dry_run, quiet, progress: Progress::new(quiet) };
-    let outcome = engine.run(args.dry_run, &mut results, &mut reporter).await;
+    let outcome = engine.run(args.dry_run, &mut results, record.as_mut(), &mut reporter).await;
+    if let Some(record) = &record {
+        warnings.extend(record.warnings.iter().cloned());
+    }
 
     // Helm's record matters for what was written (a dry run: for what would be).
     let written: Vec<_> = results.iter().filter_map(|r| r.settled(args.dry_run != DryRun::None)).collect();
-    let helm = HelmNote::new(release, &written, &helm_record);
+    let mut helm = HelmNote::new(release, &written, &helm_record);
+    if let (Some(helm), Some(record)) = (helm.as_mut(), record) {
+        helm.record = Some(record.note);
+    }
     if let Some(format) = args.output {
         output::write_structured(
             out,
             format,
             &ScaleResult::new(release, args.dry_run, &results, helm.as_ref(), &warnings),
         )?;
-    } else if let Some(helm) = &helm {
+    } else if let Some(helm) = helm.as_ref().filter(|h| h.needs_upgrade()) {
         helm.warnings(&release.name).iter().for_each(|w| warn(w));
         eprintln!("To make the change permanent, run:\n  {}", helm.command);
     }
@@ -218,6 +243,7 @@ impl Text<'_> {
             ),
             Event::Waiting { release, watched } => self.progress.show(release, watched),
             Event::WaitEnded => self.progress.finish(),
+            Event::Recorded { line } => writeln!(self.out, "{line}")?,
             Event::Ready { watched } => {
                 for w in watched {
                     writeln!(self.out, "{}: {} of {} replicas ready", w.component, w.target, w.target)?;

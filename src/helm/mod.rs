@@ -1,37 +1,65 @@
-//! What the Helm release records: the latest deployed release Secret
-//! (`sh.helm.release.v1.<release>.v<N>`, `data.release` = base64(gzip(JSON))).
+//! Helm's record of a release: reading what the deployed revision records
+//! (`sh.helm.release.v1.<release>.v<N>`, `data.release` = base64(gzip(JSON))), and writing a scale
+//! into it as a new revision ([`record`]).
 //!
-//! Only the chart's name and version and single replica values are taken out of it; nothing of the
-//! Secret's contents is ever printed or logged.
+//! Only the chart's name and version and single values are taken out of it; nothing of the
+//! record's contents is ever printed or logged.
 
-use std::io::Read;
+pub mod codec;
+pub mod record;
+pub mod revision;
+pub mod storage;
 
-use base64::Engine;
-use k8s_openapi::api::core::v1::Secret;
-use kube::Api;
-use kube::api::ListParams;
 use serde_json::Value;
 
 use crate::client::Kube;
+use codec::ReleaseDoc;
+use storage::{Driver, Storage, Stored};
 
 /// The label selector of a release's deployed revision.
 pub fn deployed_selector(release: &str) -> String {
     format!("owner=helm,name={release},status=deployed")
 }
 
-/// Reads the deployed revision of `release` (one label-selected list of Secrets). `Ok(None)` when there is
-/// none (an operator release); `Err` with the server's message when it cannot be read (e.g. forbidden).
+/// The server's message of a failed request (`secrets "x" is forbidden: …`), or the error.
+pub fn message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Reads the deployed revision of `release` (one label-selected list of the storage `HELM_DRIVER`
+/// names). `Ok(None)` when there is none (an operator release); `Err` with the server's message when
+/// it cannot be read (e.g. forbidden).
 pub async fn read_deployed(
     kube: &Kube,
     namespace: &str,
     release: &str,
 ) -> Result<Option<HelmRelease>, String> {
-    let api: Api<Secret> = Api::namespaced(kube.client.clone(), namespace);
-    match api.list(&ListParams::default().labels(&deployed_selector(release))).await {
-        Ok(list) => HelmRelease::latest(&list.items),
-        Err(kube::Error::Api(status)) => Err(status.message),
-        Err(other) => Err(other.to_string()),
-    }
+    let driver = Driver::from_env().map_err(|e| e.to_string())?;
+    let storage = Storage { kube, namespace, driver };
+    let revisions = storage.deployed(release).await.map_err(|e| message(&e))?;
+    HelmRelease::latest_stored(&revisions)
+}
+
+/// Every revision of `release` (for writing a new one), with the deployed one decoded.
+#[derive(Debug)]
+pub struct History {
+    pub driver: Driver,
+    pub revisions: Vec<Stored>,
+    pub deployed: Option<HelmRelease>,
+}
+
+/// Reads every revision of `release` (one label-selected list, as Helm's own query).
+pub async fn read_history(kube: &Kube, namespace: &str, release: &str) -> Result<History, String> {
+    let driver = Driver::from_env().map_err(|e| e.to_string())?;
+    let storage = Storage { kube, namespace, driver };
+    let revisions = storage.history(release).await.map_err(|e| message(&e))?;
+    let deployed: Vec<Stored> =
+        revisions.iter().filter(|s| s.status() == revision::status::DEPLOYED).cloned().collect();
+    let deployed = HelmRelease::latest_stored(&deployed)?;
+    Ok(History { driver, revisions, deployed })
 }
 
 /// The parts of a Helm release the plugin needs.
@@ -47,37 +75,21 @@ pub struct HelmRelease {
 }
 
 impl HelmRelease {
-    /// The newest deployed revision among `secrets` (all of one release).
-    pub fn latest(secrets: &[Secret]) -> Result<Option<HelmRelease>, String> {
-        let newest = secrets
-            .iter()
-            .filter(|s| s.type_.as_deref() == Some("helm.sh/release.v1"))
-            .max_by_key(|s| revision(s));
-        newest.map(HelmRelease::decode).transpose()
+    /// The newest revision among `revisions` (all deployed revisions of one release).
+    pub fn latest_stored(revisions: &[Stored]) -> Result<Option<HelmRelease>, String> {
+        revisions.iter().max_by_key(|s| s.version()).map(HelmRelease::decode).transpose()
     }
 
-    pub fn decode(secret: &Secret) -> Result<HelmRelease, String> {
-        let raw = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get("release"))
-            .ok_or("the release Secret has no data.release")?;
-        let gzipped = base64::engine::general_purpose::STANDARD
-            .decode(raw.0.trim_ascii())
-            .map_err(|e| format!("data.release is not base64: {e}"))?;
-        let mut json = Vec::new();
-        flate2::read::GzDecoder::new(gzipped.as_slice())
-            .read_to_end(&mut json)
-            .map_err(|e| format!("data.release is not gzip: {e}"))?;
-        let release: Value =
-            serde_json::from_slice(&json).map_err(|e| format!("data.release is not JSON: {e}"))?;
-        let metadata = &release["chart"]["metadata"];
+    pub fn decode(stored: &Stored) -> Result<HelmRelease, String> {
+        let doc = ReleaseDoc::decode(&stored.data).map_err(|e| e.to_string())?;
+        let chart: Value = doc.get("chart").map_err(|e| e.to_string())?.unwrap_or_default();
+        let metadata = &chart["metadata"];
         Ok(HelmRelease {
-            revision: release["version"].as_i64().unwrap_or_else(|| revision(secret)),
+            revision: doc.get::<i64>("version").ok().flatten().unwrap_or_else(|| stored.version()),
             chart_name: metadata["name"].as_str().unwrap_or("milvus").to_string(),
             chart_version: metadata["version"].as_str().unwrap_or_default().to_string(),
-            config: release["config"].clone(),
-            defaults: release["chart"]["values"].clone(),
+            config: doc.get("config").map_err(|e| e.to_string())?.unwrap_or_default(),
+            defaults: chart["values"].clone(),
         })
     }
 
@@ -102,10 +114,6 @@ impl HelmRelease {
     }
 }
 
-fn revision(secret: &Secret) -> i64 {
-    secret.metadata.labels.as_ref().and_then(|l| l.get("version")).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
 fn lookup<'a>(values: &'a Value, key: &str) -> Option<&'a Value> {
     key.split('.').try_fold(values, |v, part| v.get(part)).filter(|v| !v.is_null())
 }
@@ -126,27 +134,29 @@ mod tests {
     use std::collections::BTreeMap;
     use std::io::Write;
 
-    use k8s_openapi::ByteString;
+    use base64::Engine;
     use serde_json::json;
 
     use super::*;
 
-    fn secret(version: i64, release: &Value) -> Secret {
+    fn stored(version: i64, release: &Value) -> Stored {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(release.to_string().as_bytes()).expect("gzip");
         let encoded = base64::engine::general_purpose::STANDARD.encode(gz.finish().expect("gzip"));
-        let mut secret = Secret { type_: Some("helm.sh/release.v1".into()), ..Default::default() };
-        secret.metadata.labels = Some(BTreeMap::from([("version".to_string(), version.to_string())]));
-        secret.data = Some(BTreeMap::from([("release".to_string(), ByteString(encoded.into_bytes()))]));
-        secret
+        Stored {
+            name: storage::object_name("my-release", version),
+            labels: BTreeMap::from([("version".to_string(), version.to_string())]),
+            resource_version: None,
+            data: encoded.into_bytes(),
+        }
     }
 
     #[test]
     fn the_latest_revision_decides_and_user_values_win_over_defaults() {
         let chart = json!({"metadata": {"name": "milvus", "version": "5.0.19"}, "values": {"queryNode": {"replicas": 1}, "dataNode": {"replicas": 1}}});
-        let old = secret(1, &json!({"version": 1, "chart": chart, "config": {"queryNode": {"replicas": 7}}}));
-        let new = secret(2, &json!({"version": 2, "chart": chart, "config": {"dataNode": {"replicas": 2}}}));
-        let release = HelmRelease::latest(&[old, new]).expect("decodes").expect("found");
+        let old = stored(1, &json!({"version": 1, "chart": chart, "config": {"queryNode": {"replicas": 7}}}));
+        let new = stored(2, &json!({"version": 2, "chart": chart, "config": {"dataNode": {"replicas": 2}}}));
+        let release = HelmRelease::latest_stored(&[old, new]).expect("decodes").expect("found");
         assert_eq!(release.revision, 2);
         assert_eq!(release.recorded_replicas("queryNode.replicas"), Some(1));
         assert_eq!(release.recorded_replicas("dataNode.replicas"), Some(2));
@@ -159,8 +169,8 @@ mod tests {
 
     #[test]
     fn corrupt_data_is_an_error_not_a_panic() {
-        let mut bad = secret(1, &json!({}));
-        bad.data = Some(BTreeMap::from([("release".to_string(), ByteString(b"%%%".to_vec()))]));
-        assert!(HelmRelease::latest(&[bad]).is_err());
+        let mut bad = stored(1, &json!({}));
+        bad.data = b"%%%".to_vec();
+        assert!(HelmRelease::latest_stored(&[bad]).is_err());
     }
 }
