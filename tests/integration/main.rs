@@ -10,6 +10,7 @@ mod fixtures;
 mod helm;
 mod hostile;
 mod list;
+mod owners;
 mod rbac;
 mod scale;
 mod status;
