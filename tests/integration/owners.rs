@@ -73,7 +73,7 @@ fn helmrelease(suspend: bool) -> Value {
 }
 
 /// The Helm release rendered by Argo CD (helm template: no Helm record), with its Application.
-fn argo_release() -> milvus_test_api::TestApiBuilder {
+pub fn argo_release() -> milvus_test_api::TestApiBuilder {
     TestApi::builder()
         .age(AGE)
         .fixture(&crd("argocd-application-crd.yaml"))
@@ -82,7 +82,7 @@ fn argo_release() -> milvus_test_api::TestApiBuilder {
 }
 
 /// The Helm release installed by Flux's helm-controller (a Helm record), with its HelmRelease.
-fn flux_release(suspend: bool) -> milvus_test_api::TestApiBuilder {
+pub fn flux_release(suspend: bool) -> milvus_test_api::TestApiBuilder {
     TestApi::builder()
         .age(AGE)
         .fixture(&crd("flux-helmrelease-crd.yaml"))
@@ -110,7 +110,7 @@ fn assert_nothing_written(api: &TestApi) {
     assert!(writes.is_empty(), "no write may be sent: {writes:?}");
 }
 
-fn status_line(stdout: &str) -> &str {
+pub fn status_line(stdout: &str) -> &str {
     stdout.lines().find(|l| l.starts_with("Owner:")).unwrap_or_else(|| panic!("no Owner line:\n{stdout}"))
 }
 
