@@ -6,11 +6,13 @@
 //! - [`milvus`]: the model (releases, components, dependencies, pods, health); pure, no I/O.
 //! - [`release`]: finding one named release (reads + discovery + where else it exists).
 //! - [`helm`]: what Helm's record of a release says.
+//! - [`gitops`]: reading the Argo CD Application or Flux HelmRelease that applies a release.
 //! - [`scale`]: targets, the plan and its refusals, the owners' replicas, the step engine, waiting.
 //! - [`output`]: tables, colour, diff, json/yaml.
 
 pub mod client;
 pub mod error;
+pub mod gitops;
 pub mod helm;
 pub mod milvus;
 pub mod output;

@@ -6,6 +6,9 @@ use crate::client::Kube;
 use crate::client::follow::{Query, Seed};
 use crate::client::read::{self, Kinds, Note, NoteKind, Pods, Scope};
 use crate::error::Error;
+use crate::gitops::{self, GitOpsError};
+use crate::helm::HelmRelease;
+use crate::milvus::owners::{self, Details, HelmRecord, OwnerChain, Tracker};
 use crate::milvus::{self, DiscoveryOptions, Inventory, Milvus, Release};
 
 /// Which release, and how to recognise its workloads.
@@ -25,6 +28,21 @@ pub struct Found {
     /// watches can start from this reading rather than list again ([`Found::seed`]).
     pub scope: Scope,
     pub listed: Vec<(Query, String)>,
+    /// The Argo CD Application or Flux HelmRelease the release's objects name, as read concurrently
+    /// with the release (`None`: none named, or not read).
+    pub gitops: Option<GitOpsRead>,
+}
+
+/// A tracker, and its object as read.
+pub type GitOpsRead = (Tracker, Result<Details, GitOpsError>);
+
+/// What a Helm record read says for the owner chain.
+pub fn helm_record(read: &Result<Option<HelmRelease>, String>) -> HelmRecord {
+    match read {
+        Ok(Some(release)) => HelmRecord::Recorded { revision: release.revision },
+        Ok(None) => HelmRecord::None,
+        Err(_) => HelmRecord::Unreadable,
+    }
 }
 
 impl Found {
@@ -34,6 +52,39 @@ impl Found {
             .milvuses
             .iter()
             .find(|m| m.name() == self.release.name && m.namespace() == self.release.namespace)
+    }
+
+    /// The release's tracker, from its objects' labels and annotations.
+    pub fn tracker(&self, name_label: &str) -> Option<Tracker> {
+        let metas = owners::release_metas(
+            &self.inventory,
+            Some(&self.release.namespace),
+            &self.release.name,
+            name_label,
+        );
+        owners::tracker(&metas)
+    }
+
+    /// Who applies the release: Helm (with what its record said) or the operator, then GitOps with
+    /// what its object said (read by [`find`]; `gitops` gives it when read apart, as `status -w` does).
+    pub fn owner_chain(
+        &self,
+        name_label: &str,
+        helm: Option<HelmRecord>,
+        gitops: Option<&GitOpsRead>,
+    ) -> OwnerChain {
+        let metas = owners::release_metas(
+            &self.inventory,
+            Some(&self.release.namespace),
+            &self.release.name,
+            name_label,
+        );
+        let tracker = owners::tracker(&metas);
+        let read = gitops
+            .or(self.gitops.as_ref())
+            .filter(|(read_for, _)| Some(read_for) == tracker.as_ref())
+            .map(|(_, read)| read.clone().map_err(|e| e.to_string()));
+        owners::OwnerChain::new(&self.release, &metas, self.milvus_object(), helm, read)
     }
 
     /// The reading the release was found in, to start watches from: its objects (taken: the inventory
@@ -68,8 +119,22 @@ pub async fn find(kube: &Kube, lookup: &Lookup<'_>) -> Result<Found, Error> {
 pub async fn find_with(kube: &Kube, lookup: &Lookup<'_>, kinds: Kinds) -> Result<Found, Error> {
     let scope = scope(kube, lookup);
     let release = [lookup.name.to_string()];
-    let reading = read::read_with(kube, &scope, kinds, Pods::OfReleases(&release)).await?;
-    pick(kube, lookup, &scope, reading).await
+    let namespace = match &scope {
+        Scope::Namespace(ns) => Some(ns.as_str()),
+        Scope::AllNamespaces => None,
+    };
+    // The release's GitOps object is read as soon as its workloads name it, beside the pods.
+    let then = |so_far: &Inventory| {
+        let metas = owners::release_metas(so_far, namespace, lookup.name, lookup.name_label);
+        owners::tracker(&metas).map(|tracker| async move {
+            let read = gitops::read(kube, &tracker).await;
+            (tracker, read)
+        })
+    };
+    let (reading, gitops) = read::read_with_then(kube, &scope, kinds, Pods::OfReleases(&release), then).await;
+    let mut found = pick(kube, lookup, &scope, reading?).await?;
+    found.gitops = gitops;
+    Ok(found)
 }
 
 /// Picks the release from `reading` (of [`KINDS`] in `scope`); when it is not there, says where it is.
@@ -91,6 +156,7 @@ pub async fn pick(
             inventory: reading.inventory,
             scope: scope.clone(),
             listed: reading.listed,
+            gitops: None,
         }),
         0 => Err(not_found(kube, lookup, scope, &releases).await),
         _ => {

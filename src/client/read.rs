@@ -332,34 +332,95 @@ pub async fn read(kube: &Kube, scope: &Scope, kinds: Kinds) -> Result<Reading, E
 
 /// As [`read`], with the pods (when `kinds.pods`) limited to `pods`.
 pub async fn read_with(kube: &Kube, scope: &Scope, kinds: Kinds, pods: Pods<'_>) -> Result<Reading, Error> {
+    let none = |_: &Inventory| None::<std::future::Ready<()>>;
+    read_with_then(kube, scope, kinds, pods, none).await.0
+}
+
+/// As [`read_with`], and `then`: given the Deployments, StatefulSets and `Milvus` objects as soon as
+/// they are read (an inventory without pods or HPAs), it may start one more request, which runs
+/// concurrently with the lists still under way (the pods). Its result comes back beside the reading.
+pub async fn read_with_then<F, Fut>(
+    kube: &Kube,
+    scope: &Scope,
+    kinds: Kinds,
+    pods: Pods<'_>,
+    then: F,
+) -> (Result<Reading, Error>, Option<Fut::Output>)
+where
+    F: FnOnce(&Inventory) -> Option<Fut>,
+    Fut: std::future::Future,
+{
     let pod_list = async {
         match pods {
             Pods::All => list_pods(kube, scope, None).await.map(at(Query::all(Kind::Pods))),
             Pods::OfReleases(releases) => list_release_pods(kube, scope, releases).await,
         }
     };
-    let (deployments, stateful_sets, pods, hpas, milvuses) = futures::join!(
-        async {
-            let deployments = if kinds.whole_owners {
-                list::<Deployment>(kube, scope).await
-            } else {
-                list_slim::<Deployment, SlimDeployment>(kube, scope).await
-            };
-            deployments.map(at(Query::all(Kind::Deployments)))
-        },
-        async {
-            list_slim::<StatefulSet, SlimStatefulSet>(kube, scope)
-                .await
-                .map(at(Query::all(Kind::StatefulSets)))
-        },
+    let owners = async {
+        let (deployments, stateful_sets, milvuses) = futures::join!(
+            async {
+                let deployments = if kinds.whole_owners {
+                    list::<Deployment>(kube, scope).await
+                } else {
+                    list_slim::<Deployment, SlimDeployment>(kube, scope).await
+                };
+                deployments.map(at(Query::all(Kind::Deployments)))
+            },
+            async {
+                list_slim::<StatefulSet, SlimStatefulSet>(kube, scope)
+                    .await
+                    .map(at(Query::all(Kind::StatefulSets)))
+            },
+            optional(kinds.milvuses, async {
+                list_milvuses(kube, scope, kinds.whole_owners).await.map(at(Query::all(Kind::Milvuses)))
+            }),
+        );
+        // The follow-up's view: the lists read so far, moved in and back out (no copy).
+        let mut so_far = Inventory::default();
+        let deployments = take(deployments, &mut so_far.deployments);
+        let stateful_sets = take(stateful_sets, &mut so_far.stateful_sets);
+        let milvuses = take(milvuses, &mut so_far.milvuses);
+        let followed = match then(&so_far) {
+            Some(request) => Some(request.await),
+            None => None,
+        };
+        (so_far, deployments, stateful_sets, milvuses, followed)
+    };
+    let ((so_far, deployments, stateful_sets, milvuses, followed), pods, hpas) = futures::join!(
+        owners,
         optional(kinds.pods, pod_list),
         optional(kinds.hpas, async {
             list::<HorizontalPodAutoscaler>(kube, scope).await.map(at(Query::all(Kind::Hpas)))
         }),
-        optional(kinds.milvuses, async {
-            list_milvuses(kube, scope, kinds.whole_owners).await.map(at(Query::all(Kind::Milvuses)))
-        }),
     );
+    let Inventory { deployments: d, stateful_sets: s, milvuses: m, .. } = so_far;
+    let deployments = deployments.map(|v| (d, v));
+    let stateful_sets = stateful_sets.map(|v| (s, v));
+    let milvuses = milvuses.map(|v| (m, v));
+    (assemble(kube, scope, deployments, stateful_sets, pods, hpas, milvuses), followed)
+}
+
+/// A list's objects moved `into` the follow-up's view; its versions (or its error) kept.
+fn take<T>(
+    result: Result<Versioned<T>, kube::Error>,
+    into: &mut Vec<T>,
+) -> Result<Vec<(Query, String)>, kube::Error> {
+    result.map(|(items, versions)| {
+        *into = items;
+        versions
+    })
+}
+
+/// The reading from each list's result: required kinds fail it, optional ones become notes.
+fn assemble(
+    kube: &Kube,
+    scope: &Scope,
+    deployments: Result<Versioned<Deployment>, kube::Error>,
+    stateful_sets: Result<Versioned<StatefulSet>, kube::Error>,
+    pods: Result<Versioned<Pod>, kube::Error>,
+    hpas: Result<Versioned<HorizontalPodAutoscaler>, kube::Error>,
+    milvuses: Result<Versioned<Milvus>, kube::Error>,
+) -> Result<Reading, Error> {
     let fail = |e| Error::api(e, &kube.server);
     let mut notes = Vec::new();
     let mut listed = Vec::new();

@@ -9,6 +9,7 @@ mod duration;
 mod health;
 pub mod labels;
 mod object;
+pub mod owners;
 mod pod;
 mod pod_labels;
 mod pods;

@@ -99,15 +99,15 @@ fn value_changes(changes: &[PlannedChange], recorded: impl Fn(&str) -> Option<i6
 
 impl HelmRecord {
     /// Plans the record's new revision for `changes` of a Helm release, from its `history`. `Ok(None)`
-    /// when the record already holds every value. `enabled` false (`--helm-record=false`), an
-    /// unreadable history or no deployed revision: a skipped note. A pending Helm operation or a
+    /// when the record already holds every value. `skip` (why the record is left alone: e.g.
+    /// `--helm-record=false`), an unreadable history or no deployed revision: a skipped note. A pending Helm operation or a
     /// record that cannot take the change refuse the whole command.
     pub fn plan(
         release: &str,
         namespace: &str,
         changes: &[PlannedChange],
         history: &Result<History, String>,
-        enabled: bool,
+        skip: Option<String>,
     ) -> Result<Option<HelmRecord>, Error> {
         let recorded = |key: &str| match history {
             Ok(History { deployed: Some(helm), .. }) => helm.recorded_replicas(key),
@@ -125,8 +125,8 @@ impl HelmRecord {
                 warnings: Vec::new(),
             }))
         };
-        if !enabled {
-            return skipped(values, "--helm-record=false".into());
+        if let Some(reason) = skip {
+            return skipped(values, reason);
         }
         let history = match history {
             Ok(history) => history,

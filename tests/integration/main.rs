@@ -11,6 +11,7 @@ mod helm;
 mod helm_record;
 mod hostile;
 mod list;
+mod owners;
 mod rbac;
 mod scale;
 mod status;

@@ -64,7 +64,17 @@ fn the_shipped_role_is_enough_for_every_read_command() {
     assert_eq!(list.stderr, "");
     let status = as_viewer(&api, &["status", "my-release"]).success();
     let admin_status = run(&api, &["status", "my-release"]).success();
-    assert_eq!(without_ages(&status.stdout), without_ages(&admin_status.stdout));
+    // The viewer reads no Secrets: its owner line cannot name the Helm revision; the rest is the same.
+    let owner_line = |s: &str| s.lines().find(|l| l.starts_with("Owner:")).map(str::to_string);
+    assert_eq!(owner_line(&status.stdout).as_deref(), Some("Owner:      Helm release my-release"));
+    assert_eq!(
+        owner_line(&admin_status.stdout).as_deref(),
+        Some("Owner:      Helm release my-release rev 1")
+    );
+    let others = |s: &str| {
+        without_ages(&s.lines().filter(|l| !l.starts_with("Owner:")).collect::<Vec<_>>().join("\n"))
+    };
+    assert_eq!(others(&status.stdout), others(&admin_status.stdout));
     assert_eq!(status.stderr, "");
     as_viewer(&api, &["version"]).success();
 }
@@ -148,4 +158,45 @@ fn the_scaler_role_without_watch_fails_the_wait_naming_the_permission() {
         as_viewer(&api, &["scale", "my-release", "datanode=3", "--wait", "--timeout", "60s"]).failure(1);
     assert!(out.stderr.contains("cannot watch resource \"pods\""), "{}", out.stderr);
     assert!(!out.stderr.contains("timed out"), "refused, not timed out: {}", out.stderr);
+}
+
+#[test]
+fn the_shipped_roles_read_gitops_objects_and_without_them_still_name_them() {
+    use crate::owners::{argo_release, flux_release, status_line};
+    for role in ["kubectl-milvus-viewer", "kubectl-milvus-scaler"] {
+        let api = argo_release().user("milvus-viewer", role_rules(role, None)).start();
+        let out = as_viewer(&api, &["status", "my-release"]).success();
+        assert!(
+            status_line(&out.stdout).ends_with("Argo CD application milvus (auto-sync, self-heal)"),
+            "{role}: {}",
+            out.stdout
+        );
+        let api = argo_release().user("milvus-viewer", role_rules(role, Some("applications"))).start();
+        let out = as_viewer(&api, &["status", "my-release"]).success();
+        assert!(
+            status_line(&out.stdout).ends_with(
+                "Argo CD application milvus (details not readable: forbidden to get applications.argoproj.io in namespace argocd)"
+            ),
+            "{role}: {}",
+            out.stdout
+        );
+        let api = flux_release(true).user("milvus-viewer", role_rules(role, None)).start();
+        let out = as_viewer(&api, &["status", "my-release"]).success();
+        assert!(
+            status_line(&out.stdout).ends_with("Flux HelmRelease flux-system/milvus (suspended)"),
+            "{role}: {}",
+            out.stdout
+        );
+        let api = flux_release(true).user("milvus-viewer", role_rules(role, Some("helmreleases"))).start();
+        let out = as_viewer(&api, &["status", "my-release"]).success();
+        assert!(
+            status_line(&out.stdout).contains("(details not readable: forbidden"),
+            "{role}: {}",
+            out.stdout
+        );
+    }
+    // The scaler role reads the Application when scale refuses: the refusal says where the value is.
+    let api = argo_release().user("milvus-viewer", role_rules("kubectl-milvus-scaler", None)).start();
+    let out = as_viewer(&api, &["scale", "my-release", "querynode=3"]).failure(1);
+    assert!(out.stderr.contains("spec.source.helm.valuesObject (now 1)"), "{}", out.stderr);
 }

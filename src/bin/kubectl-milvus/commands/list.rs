@@ -12,6 +12,7 @@ use kubectl_milvus::client::selector::{self, Selector};
 use kubectl_milvus::client::{Kube, KubeFlags};
 use kubectl_milvus::error::Error;
 use kubectl_milvus::milvus::labels;
+use kubectl_milvus::milvus::owners::{self, OwnerChain, Tracker};
 use kubectl_milvus::milvus::{self, DiscoveryOptions, Health, ManagedBy, Release};
 use kubectl_milvus::output::color::Tone;
 use kubectl_milvus::output::{self, Cell, FormatChoice, SCHEMA_VERSION, Structured, Table};
@@ -97,6 +98,12 @@ pub struct ReleaseSummary {
     pub reason: String,
     pub dependencies: Vec<DependencySummary>,
     pub created: Option<Timestamp>,
+    /// Who applies the release, from its objects' labels and annotations: `helm`, `operator`,
+    /// `operator(paused)`, `operator(manual)`, `argocd:APP`, `flux:NAMESPACE/NAME`.
+    pub owner: String,
+    /// The Argo CD Application or Flux HelmRelease named, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gitops: Option<Tracker>,
 }
 
 #[derive(Debug, Serialize)]
@@ -149,12 +156,27 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     if let Some(selector) = &args.selector {
         releases.retain(|r| release_matches(r, &reading.inventory, selector, &args.name.label));
     }
+    // Who applies each release, from the objects already read: no request per release.
+    let metas = owners::metas_by_release(&reading.inventory, &args.name.label);
+    let owners: Vec<OwnerChain> = releases
+        .iter()
+        .map(|r| {
+            let key = (r.namespace.clone(), r.name.clone());
+            let metas = metas.get(&key).map(Vec::as_slice).unwrap_or_default();
+            let milvus = reading
+                .inventory
+                .milvuses
+                .iter()
+                .find(|m| m.namespace() == r.namespace && m.name() == r.name);
+            OwnerChain::new(r, metas, milvus, None, None)
+        })
+        .collect();
     match args.output {
         Some(Format::Structured(format)) => {
             let list = ReleaseList {
                 api_version: SCHEMA_VERSION,
                 kind: "ReleaseList",
-                items: releases.iter().map(summarize).collect(),
+                items: releases.iter().zip(&owners).map(|(r, o)| summarize(r, o)).collect(),
             };
             output::write_structured(out, format, &list)?;
         }
@@ -170,8 +192,14 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
                     Scope::AllNamespaces => eprintln!("No Milvus releases found."),
                 }
             } else {
-                table(&releases, args.all_namespaces, args.output == Some(Format::Wide), options.now)
-                    .write(out)?;
+                table(
+                    &releases,
+                    &owners,
+                    args.all_namespaces,
+                    args.output == Some(Format::Wide),
+                    options.now,
+                )
+                .write(out)?;
             }
         }
     }
@@ -202,7 +230,7 @@ fn release_matches(
     workload_matches || cr_matches
 }
 
-pub fn summarize(release: &Release) -> ReleaseSummary {
+pub fn summarize(release: &Release, owner: &OwnerChain) -> ReleaseSummary {
     let (ready, total) = release.components_ready();
     let (chart, operator_status) = match &release.managed_by {
         ManagedBy::Helm { chart } => (chart.clone(), None),
@@ -221,6 +249,8 @@ pub fn summarize(release: &Release) -> ReleaseSummary {
         reason: release.health_reason.clone(),
         dependencies: dependency_summary(release),
         created: release.created,
+        owner: owner.short.clone(),
+        gitops: owner.gitops.as_ref().map(|g| g.tracker.clone()),
     }
 }
 
@@ -252,18 +282,24 @@ pub fn health_tone(health: Health) -> Tone {
     }
 }
 
-fn table(releases: &[Release], all_namespaces: bool, wide: bool, now: Timestamp) -> Table {
+fn table(
+    releases: &[Release],
+    owners: &[OwnerChain],
+    all_namespaces: bool,
+    wide: bool,
+    now: Timestamp,
+) -> Table {
     let mut headers = Vec::new();
     if all_namespaces {
         headers.push("NAMESPACE");
     }
     headers.extend(["NAME", "MANAGED-BY", "MODE", "VERSION", "COMPONENTS", "STATUS", "AGE"]);
     if wide {
-        headers.extend(["CHART", "DEPENDENCIES"]);
+        headers.extend(["OWNER", "CHART", "DEPENDENCIES"]);
     }
     let mut table = Table::new(headers);
-    for release in releases {
-        let summary = summarize(release);
+    for (release, owner) in releases.iter().zip(owners) {
+        let summary = summarize(release, owner);
         let mut row = Vec::new();
         if all_namespaces {
             row.push(Cell::new(&release.namespace));
@@ -283,6 +319,7 @@ fn table(releases: &[Release], all_namespaces: bool, wide: bool, now: Timestamp)
             Cell::new(output::age(release.created, now)),
         ]);
         if wide {
+            row.push(Cell::new(&summary.owner));
             let chart = summary
                 .chart
                 .clone()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kubectl_milvus::client::{Kube, KubeFlags, names};
 use kubectl_milvus::error::Error;
-use kubectl_milvus::milvus::ManagedBy;
+use kubectl_milvus::milvus::{ManagedBy, owners};
 use kubectl_milvus::output::progress::Progress;
 use kubectl_milvus::output::{self, Cell, Structured, Table, color::Tone, diff};
 use kubectl_milvus::release;
@@ -106,6 +106,16 @@ pub struct Args {
 
     #[command(flatten)]
     pub name: NameOverride,
+
+    /// Scale although Argo CD or Flux applies the release: the change is temporary, the GitOps tool
+    /// sets the replicas back at its next sync (Argo CD with self-heal: at once).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub ignore_gitops: bool,
+
+    /// Write the Milvus object although its operator will not act on it (reconcile paused, components
+    /// paused, manual mode): nothing changes until that ends, and then the change applies at once.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_paused: bool,
 }
 
 /// `--timeout`: a duration, never negative (a negative one is refused, not taken for a flag).
@@ -144,6 +154,8 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         PlanOptions { allow_zero: args.allow_zero, step: i32::try_from(args.step).unwrap_or(i32::MAX) };
     let changes = plan::plan(&found.release, found.milvus_object(), &targets, options)
         .map_err(|refusals| Error::Failed(plan::refusal_message(&found.release.name, &refusals)))?;
+    // Owners that would undo or ignore the change: GitOps, a paused operator (refused unless overridden).
+    let (owner_warnings, gitops) = owner_check(&found, &args, &changes, &helm_record)?;
     // A dry run's diff is of each owner as this reading has it (the plan was made from the same read).
     let listed = Listed::owners(&found.inventory, &changes);
     // The waits follow the release from the reading it was found in: it was made before any write.
@@ -151,12 +163,20 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     let release = &found.release;
 
     let mut warnings: Vec<String> = found.notes.iter().map(|n| n.message.clone()).collect();
+    warnings.extend(owner_warnings);
     if let (ManagedBy::Helm { .. }, Err(why)) = (&release.managed_by, &helm_record) {
         warnings.push(format!("the replicas recorded in the Helm release could not be checked: {why}"));
     }
     let mut record = match release.managed_by {
         ManagedBy::Helm { .. } => {
-            HelmRecord::plan(&release.name, &release.namespace, &changes, &history, args.helm_record)?
+            // A release a GitOps tool applies keeps the record that tool writes (or none): the change
+            // made with --ignore-gitops is temporary, and says so.
+            let skip = match (&gitops, args.helm_record) {
+                (_, false) => Some("--helm-record=false".to_string()),
+                (Some(tracker), true) => Some(format!("{tracker} applies the release")),
+                (None, true) => None,
+            };
+            HelmRecord::plan(&release.name, &release.namespace, &changes, &history, skip)?
         }
         ManagedBy::Operator { .. } => None,
     };
@@ -192,12 +212,43 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
             format,
             &ScaleResult::new(release, args.dry_run, &results, helm.as_ref(), &warnings),
         )?;
-    } else if let Some(helm) = helm.as_ref().filter(|h| h.needs_upgrade()) {
+    } else if let Some(helm) = helm.as_ref().filter(|h| h.needs_upgrade() && gitops.is_none()) {
+        // (A GitOps-applied release: the owner warning says where the value must change instead.)
         helm.warnings(&release.name).iter().for_each(|w| warn(w));
         eprintln!("To make the change permanent, run:\n  {}", helm.command);
     }
     warnings.iter().for_each(|w| warn(w));
     outcome
+}
+
+/// What the owners of the release say to `changes` (see [`owners::check_scale`]): warnings and the
+/// GitOps tool that applies the release (in words), or the refusal that ends the command before
+/// anything is written.
+fn owner_check(
+    found: &release::Found,
+    args: &Args,
+    changes: &[plan::PlannedChange],
+    helm_record: &Result<Option<kubectl_milvus::helm::HelmRelease>, String>,
+) -> Result<(Vec<String>, Option<String>), Error> {
+    let chain = found.owner_chain(&args.name.label, Some(release::helm_record(helm_record)), None);
+    let targets: Vec<owners::ScaleTarget<'_>> = changes
+        .iter()
+        .filter(|c| c.is_change())
+        .map(|c| owners::ScaleTarget {
+            kind: &c.kind,
+            component: &c.component,
+            helm_value: c.helm_value.as_deref(),
+            to: c.to,
+        })
+        .collect();
+    let overrides = owners::Overrides {
+        ignore_gitops: args.ignore_gitops,
+        allow_paused: args.allow_paused,
+        wait: args.wait,
+    };
+    let warnings = owners::check_scale(&found.release, &found.inventory, &chain, &targets, overrides)
+        .map_err(|refusals| Error::Failed(plan::refusal_message(&found.release.name, &refusals)))?;
+    Ok((warnings, chain.gitops.map(|g| g.tracker.describe())))
 }
 
 /// The engine's events as kubectl-style text: result lines and diffs on stdout, notes on stderr,

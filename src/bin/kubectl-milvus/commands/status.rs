@@ -12,7 +12,9 @@ use kubectl_milvus::client::follow::Follow;
 use kubectl_milvus::client::read::{Note, NoteKind};
 use kubectl_milvus::client::{Kube, KubeFlags, names};
 use kubectl_milvus::error::{Error, exit};
+use kubectl_milvus::gitops;
 use kubectl_milvus::helm::{self, HelmRelease};
+use kubectl_milvus::milvus::owners::OwnerChain;
 use kubectl_milvus::milvus::{Component, Dependency, Health, ManagedBy, PodSummary, Release};
 use kubectl_milvus::output::color::Tone;
 use kubectl_milvus::output::{self, Cell, FormatChoice, SCHEMA_VERSION, Structured, Table, safe};
@@ -112,14 +114,16 @@ struct ReleaseStatus<'a> {
     kind: &'static str,
     #[serde(flatten)]
     release: &'a Release,
+    /// Who applies the release: Helm or the operator, and GitOps.
+    owner: &'a OwnerChain,
     warnings: Vec<String>,
 }
 
 pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(), Error> {
     let kube = Kube::connect(flags).await?;
     if !args.watch {
-        let (release, notes) = gather(&kube, &args).await?;
-        render(&release, &notes, &args, out)?;
+        let (release, notes, owner) = gather(&kube, &args).await?;
+        render(&release, &notes, &owner, &args, out)?;
         return exit_for(&release, &args);
     }
     // One Ctrl-C listener for the whole watch, so an interrupt during a refresh is not lost.
@@ -136,12 +140,12 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         let refresh = async {
             let reading = follow.latest().await?;
             let found = release::pick(&kube, &lookup, &scope, reading).await?;
-            let (release, notes) = helm.notes(&kube, &args, found).await;
+            let (release, notes, owner) = helm.notes(&kube, &args, found).await;
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 // Clear the screen and home the cursor, as `watch` does.
                 write!(out, "\x1b[2J\x1b[H")?;
             }
-            render(&release, &notes, &args, out)?;
+            render(&release, &notes, &owner, &args, out)?;
             writeln!(out)?;
             out.flush()?;
             tokio::time::sleep(args.interval).await;
@@ -165,6 +169,8 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
 struct HelmRecord {
     /// The Deployments' `(name, generation)` when the record was read, and the record.
     read: Option<(Generations, Result<Option<HelmRelease>, String>)>,
+    /// The release's Application or HelmRelease, read again only when another one is named.
+    gitops: Option<release::GitOpsRead>,
 }
 
 /// `(name, metadata.generation)` of each Deployment: changes with their specs only.
@@ -172,7 +178,12 @@ type Generations = Vec<(String, i64)>;
 
 impl HelmRecord {
     /// The release and its notes (what could not be read, and Helm drift), as [`gather`] gives them.
-    async fn notes(&mut self, kube: &Kube, args: &Args, found: release::Found) -> (Release, Vec<Note>) {
+    async fn notes(
+        &mut self,
+        kube: &Kube,
+        args: &Args,
+        found: release::Found,
+    ) -> (Release, Vec<Note>, OwnerChain) {
         let namespace = found.release.namespace.clone();
         let generations: Generations = found
             .inventory
@@ -186,18 +197,27 @@ impl HelmRecord {
             let record = helm::read_deployed(kube, &namespace, &args.release).await;
             self.read = Some((generations, record));
         }
+        let tracker = found.tracker(&args.name.label);
+        if tracker.as_ref() != self.gitops.as_ref().map(|(t, _)| t) {
+            self.gitops = match tracker {
+                Some(tracker) => Some((tracker.clone(), gitops::read(kube, &tracker).await)),
+                None => None,
+            };
+        }
+        let record = self.read.as_ref().map(|(_, read)| release::helm_record(read));
+        let owner = found.owner_chain(&args.name.label, record, self.gitops.as_ref());
         let mut notes = found.notes;
         if let (ManagedBy::Helm { .. }, Some((_, Ok(Some(helm))))) = (&found.release.managed_by, &self.read) {
             notes.extend(helm_drift(&found.release, helm));
         }
-        (found.release, notes)
+        (found.release, notes, owner)
     }
 }
 
 /// The release and the notes for it: what could not be read, and Helm drift. The Helm record is read
 /// concurrently with the release (one label-selected list of Secrets); without permission to read
 /// Secrets the drift check is silently left out.
-async fn gather(kube: &Kube, args: &Args) -> Result<(Release, Vec<Note>), Error> {
+async fn gather(kube: &Kube, args: &Args) -> Result<(Release, Vec<Note>, OwnerChain), Error> {
     let lookup = lookup(args);
     let (found, helm) = if args.all_namespaces {
         let found = release::find(kube, &lookup).await?;
@@ -210,11 +230,12 @@ async fn gather(kube: &Kube, args: &Args) -> Result<(Release, Vec<Note>), Error>
         );
         (found?, helm)
     };
+    let owner = found.owner_chain(&args.name.label, Some(release::helm_record(&helm)), None);
     let mut notes = found.notes;
     if let (ManagedBy::Helm { .. }, Ok(Some(helm))) = (&found.release.managed_by, &helm) {
         notes.extend(helm_drift(&found.release, helm));
     }
-    Ok((found.release, notes))
+    Ok((found.release, notes, owner))
 }
 
 /// Components whose live replicas differ from the value the Helm release records.
@@ -251,18 +272,25 @@ fn exit_for(release: &Release, args: &Args) -> Result<(), Error> {
     Ok(())
 }
 
-fn render(release: &Release, notes: &[Note], args: &Args, out: &mut dyn Write) -> Result<(), Error> {
+fn render(
+    release: &Release,
+    notes: &[Note],
+    owner: &OwnerChain,
+    args: &Args,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     if let Some(Format::Structured(format)) = args.output {
         let status = ReleaseStatus {
             api_version: SCHEMA_VERSION,
             kind: "ReleaseStatus",
             release,
+            owner,
             warnings: notes.iter().map(|n| n.message.clone()).collect(),
         };
         return output::write_structured(out, format, &status);
     }
     let now = Timestamp::now();
-    write_summary(release, out)?;
+    write_summary(release, owner, out)?;
     writeln!(out)?;
     writeln!(out, "{}", Tone::Bold.paint("Components", owo_colors::Stream::Stdout))?;
     components_table(&release.components, now).write(out)?;
@@ -303,7 +331,7 @@ fn render(release: &Release, notes: &[Note], args: &Args, out: &mut dyn Write) -
     Ok(())
 }
 
-fn write_summary(release: &Release, out: &mut dyn Write) -> Result<(), Error> {
+fn write_summary(release: &Release, owner: &OwnerChain, out: &mut dyn Write) -> Result<(), Error> {
     let managed_by = match &release.managed_by {
         ManagedBy::Helm { chart } => format!("Helm (chart {})", chart.as_deref().unwrap_or("unknown")),
         ManagedBy::Operator { status, resource_found, .. } => match (status, resource_found) {
@@ -323,6 +351,7 @@ fn write_summary(release: &Release, out: &mut dyn Write) -> Result<(), Error> {
         ("Release", release.name.clone()),
         ("Namespace", release.namespace.clone()),
         ("Managed by", safe::one_line(&managed_by).into_owned()),
+        ("Owner", safe::one_line(&owner.summary).into_owned()),
         ("Mode", release.mode.as_str().to_string()),
         ("Version", safe::one_line(release.version.as_deref().unwrap_or("<unknown>")).into_owned()),
         ("Health", format!("{health}{reason}")),
