@@ -51,6 +51,21 @@ pub struct History {
     pub deployed: Option<HelmRelease>,
 }
 
+impl History {
+    /// Whether the deployed revision's manifest has the object `kind`/`name` (the chart renders it).
+    pub fn deployed_renders(&self, kind: &str, name: &str) -> bool {
+        let deployed = self
+            .revisions
+            .iter()
+            .filter(|s| s.status() == revision::status::DEPLOYED)
+            .max_by_key(|s| s.version());
+        let manifest = deployed
+            .and_then(|s| ReleaseDoc::decode(&s.data).ok())
+            .and_then(|doc| doc.get::<String>("manifest").ok().flatten());
+        manifest.is_some_and(|m| revision::renders(&m, kind, name))
+    }
+}
+
 /// Reads every revision of `release` (one label-selected list, as Helm's own query).
 pub async fn read_history(kube: &Kube, namespace: &str, release: &str) -> Result<History, String> {
     let driver = Driver::from_env().map_err(|e| e.to_string())?;

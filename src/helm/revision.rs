@@ -172,6 +172,11 @@ fn split_documents(manifest: &str) -> Vec<(usize, usize)> {
     documents
 }
 
+/// Whether `manifest` has an object `kind`/`name`.
+pub fn renders(manifest: &str, kind: &str, name: &str) -> bool {
+    split_documents(manifest).iter().any(|(start, end)| names_object(&manifest[*start..*end], kind, name))
+}
+
 fn names_object(document: &str, kind: &str, name: &str) -> bool {
     let Ok(value) = serde_yaml::from_str::<serde_yaml::Value>(document) else { return false };
     value.get("kind").and_then(serde_yaml::Value::as_str) == Some(kind)

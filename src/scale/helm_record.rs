@@ -114,6 +114,17 @@ impl HelmRecord {
             _ => None,
         };
         let values = value_changes(changes, recorded);
+        Self::plan_values(release, namespace, values, history, skip)
+    }
+
+    /// [`HelmRecord::plan`] for any values (e.g. an autoscaler's bounds).
+    pub fn plan_values(
+        release: &str,
+        namespace: &str,
+        values: Vec<ValueChange>,
+        history: &Result<History, String>,
+        skip: Option<String>,
+    ) -> Result<Option<HelmRecord>, Error> {
         if values.is_empty() {
             return Ok(None);
         }
@@ -192,17 +203,11 @@ impl HelmRecord {
     /// After the workload writes (not for dry runs): the new revision deployed when every value of it
     /// was written, else marked failed. What could not be done goes to [`HelmRecord::warnings`].
     pub async fn end(&mut self, kube: &Kube, namespace: &str, results: &[ChangeResult]) {
-        let warnings = self.settle(kube, namespace, results).await;
-        self.warnings.extend(warnings);
-    }
-
-    async fn settle(&mut self, kube: &Kube, namespace: &str, results: &[ChangeResult]) -> Vec<String> {
-        let Some(plan) = self.plan.take() else { return Vec::new() };
-        let storage = Storage { kube, namespace, driver: plan.driver };
+        let keys: Vec<String> = self.note.values.iter().map(|v| v.key.clone()).collect();
         let unwritten: Vec<String> = results
             .iter()
             .filter(|r| {
-                r.plan.helm_value.as_ref().is_some_and(|key| plan.values.iter().any(|v| &v.key == key))
+                r.plan.helm_value.as_ref().is_some_and(|key| keys.contains(key))
                     && !(r.status == ChangeStatus::Unchanged
                         || (r.status == ChangeStatus::Scaled && r.applied.last() == Some(&r.plan.to)))
             })
@@ -213,16 +218,50 @@ impl HelmRecord {
                 None => format!("{} not changed", r.plan.component),
             })
             .collect();
+        // Where Helm applies server-side, the replicas become Helm's field, as its own upgrade leaves
+        // them: its next upgrade or rollback then changes them without a conflict.
+        let handovers: Vec<Handover> = results
+            .iter()
+            .filter(|r| r.plan.helm_applies_server_side)
+            .filter_map(|r| match &r.plan.owner {
+                Owner::Deployment { name } => Some(Handover::deployment_replicas(name)),
+                Owner::Milvus { .. } => None,
+            })
+            .collect();
+        self.end_with(kube, namespace, unwritten, &handovers).await;
+    }
+
+    /// [`HelmRecord::end`] given what was not written (empty: everything was) and the fields to hand
+    /// to Helm's field manager once everything was.
+    pub async fn end_with(
+        &mut self,
+        kube: &Kube,
+        namespace: &str,
+        unwritten: Vec<String>,
+        handovers: &[Handover],
+    ) {
+        let warnings = self.settle(kube, namespace, unwritten, handovers).await;
+        self.warnings.extend(warnings);
+    }
+
+    async fn settle(
+        &mut self,
+        kube: &Kube,
+        namespace: &str,
+        unwritten: Vec<String>,
+        handovers: &[Handover],
+    ) -> Vec<String> {
+        let Some(plan) = self.plan.take() else { return Vec::new() };
+        let storage = Storage { kube, namespace, driver: plan.driver };
         if unwritten.is_empty() {
-            // Where Helm applies server-side, the replicas become Helm's field, as its own upgrade leaves
-            // them: its next upgrade or rollback then changes them without a conflict.
             let mut handed = Vec::new();
-            for change in results.iter().filter(|r| r.plan.helm_applies_server_side) {
-                let Owner::Deployment { name } = &change.plan.owner else { continue };
-                if let Err(error) = hand_replicas_to_helm(kube, namespace, name).await {
+            for handover in handovers {
+                if let Err(error) = handover.run(kube, namespace).await {
                     handed.push(format!(
-                        "spec.replicas of deployment.apps/{name} stays this tool's field ({}): Helm's next upgrade \
-                         or rollback that changes it fails with a conflict unless given --force-conflicts",
+                        "{} of {} stays this tool's ({}): Helm's next upgrade or rollback that changes it fails \
+                         with a conflict unless given --force-conflicts",
+                        handover.fields_text(),
+                        handover.reference(),
                         helm::message(&error)
                     ));
                 }
@@ -294,25 +333,66 @@ impl HelmRecord {
 /// The field manager and operation of Helm's server-side apply.
 const HELM_MANAGER: &str = "helm";
 
-/// Moves the ownership of `spec.replicas` of Deployment `name` from this tool's entry of
-/// `managedFields` to Helm's `Apply` entry (one read, one merge patch of `metadata.managedFields`
-/// with the `resourceVersion` read). Nothing happens when Helm has no `Apply` entry.
-async fn hand_replicas_to_helm(kube: &Kube, namespace: &str, name: &str) -> Result<(), kube::Error> {
-    let api: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
-        kube::Api::namespaced(kube.client.clone(), namespace);
-    let live = serde_json::to_value(api.get(name).await?).map_err(kube::Error::SerdeError)?;
-    let Some(fields) = replicas_handed_to_helm(&live) else { return Ok(()) };
-    let patch = serde_json::json!({"metadata": {
-        "resourceVersion": live["metadata"]["resourceVersion"].clone(),
-        "managedFields": fields,
-    }});
-    let params = kube::api::PatchParams::default();
-    api.patch(name, &params, &kube::api::Patch::Merge(&patch)).await.map(|_| ())
+/// Fields of an object that become Helm's (its server-side apply entry's) once the record took the
+/// change: `spec.replicas` of a Deployment, `spec.minReplicas`/`spec.maxReplicas` of an autoscaler.
+#[derive(Debug, Clone)]
+pub struct Handover {
+    resource: kube::api::ApiResource,
+    name: String,
+    /// Fields under `spec`.
+    fields: Vec<&'static str>,
 }
 
-/// `managedFields` of `object` with `f:spec.f:replicas` taken from this tool's entries and given
-/// to Helm's `Apply` entry; `None` when there is no such Helm entry or nothing to move.
-fn replicas_handed_to_helm(object: &serde_json::Value) -> Option<serde_json::Value> {
+impl Handover {
+    pub fn deployment_replicas(name: &str) -> Handover {
+        Handover {
+            resource: kube::api::ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&()),
+            name: name.to_string(),
+            fields: vec!["replicas"],
+        }
+    }
+
+    pub fn autoscaler_bounds(name: &str) -> Handover {
+        Handover {
+            resource: kube::api::ApiResource::erase::<
+                k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler,
+            >(&()),
+            name: name.to_string(),
+            fields: vec!["minReplicas", "maxReplicas"],
+        }
+    }
+
+    fn reference(&self) -> String {
+        let group =
+            if self.resource.group.is_empty() { String::new() } else { format!(".{}", self.resource.group) };
+        format!("{}{group}/{}", self.resource.kind.to_lowercase(), self.name)
+    }
+
+    fn fields_text(&self) -> String {
+        let fields: Vec<String> = self.fields.iter().map(|f| format!("spec.{f}")).collect();
+        fields.join(", ")
+    }
+
+    /// Moves the ownership of the fields from this tool's `managedFields` entries to Helm's `Apply`
+    /// entry (one read, one merge patch of `metadata.managedFields` with the `resourceVersion` read).
+    /// Nothing happens when Helm has no `Apply` entry.
+    async fn run(&self, kube: &Kube, namespace: &str) -> Result<(), kube::Error> {
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(kube.client.clone(), namespace, &self.resource);
+        let live = serde_json::to_value(api.get(&self.name).await?).map_err(kube::Error::SerdeError)?;
+        let Some(fields) = fields_handed_to_helm(&live, &self.fields) else { return Ok(()) };
+        let patch = serde_json::json!({"metadata": {
+            "resourceVersion": live["metadata"]["resourceVersion"].clone(),
+            "managedFields": fields,
+        }});
+        let params = kube::api::PatchParams::default();
+        api.patch(&self.name, &params, &kube::api::Patch::Merge(&patch)).await.map(|_| ())
+    }
+}
+
+/// `managedFields` of `object` with `f:spec.f:<field>` of each field taken from this tool's entries
+/// and given to Helm's `Apply` entry; `None` when there is no such Helm entry or nothing to move.
+fn fields_handed_to_helm(object: &serde_json::Value, names: &[&str]) -> Option<serde_json::Value> {
     use serde_json::{Value, json};
     let is_helm = |e: &Value| e["manager"] == HELM_MANAGER && e["operation"] == "Apply";
     let mut entries = object["metadata"]["managedFields"].as_array()?.clone();
@@ -323,7 +403,9 @@ fn replicas_handed_to_helm(object: &serde_json::Value) -> Option<serde_json::Val
     for entry in entries.iter_mut().filter(|e| e["manager"] == super::owner::FIELD_MANAGER) {
         let Some(fields) = entry.get_mut("fieldsV1").and_then(Value::as_object_mut) else { continue };
         if let Some(spec) = fields.get_mut("f:spec").and_then(Value::as_object_mut) {
-            moved |= spec.remove("f:replicas").is_some();
+            for name in names {
+                moved |= spec.remove(&format!("f:{name}")).is_some();
+            }
             if spec.is_empty() {
                 fields.remove("f:spec");
             }
@@ -336,7 +418,10 @@ fn replicas_handed_to_helm(object: &serde_json::Value) -> Option<serde_json::Val
     entries.retain(|e| e["fieldsV1"].as_object().is_none_or(|f| !f.is_empty()));
     let helm = entries.iter_mut().find(|e| is_helm(e))?;
     let spec = helm.get_mut("fieldsV1")?.as_object_mut()?.entry("f:spec").or_insert_with(|| json!({}));
-    spec.as_object_mut()?.insert("f:replicas".into(), json!({}));
+    let spec = spec.as_object_mut()?;
+    for name in names {
+        spec.insert(format!("f:{name}"), json!({}));
+    }
     Some(Value::Array(entries))
 }
 
@@ -359,7 +444,7 @@ mod tests {
             {"manager": "kubectl-milvus", "operation": "Update", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
         ]}});
         assert_eq!(
-            replicas_handed_to_helm(&deployment),
+            fields_handed_to_helm(&deployment, &["replicas"]),
             Some(json!([
                 {"manager": "helm", "operation": "Apply", "fieldsV1": {"f:spec": {"f:template": {}, "f:replicas": {}}}},
                 {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:status": {}}},
@@ -368,14 +453,14 @@ mod tests {
         // A tool entry that owns more keeps the rest.
         let mut more = deployment.clone();
         more["metadata"]["managedFields"][2]["fieldsV1"]["f:metadata"] = json!({"f:annotations": {}});
-        let handed = replicas_handed_to_helm(&more).expect("moved");
+        let handed = fields_handed_to_helm(&more, &["replicas"]).expect("moved");
         assert_eq!(handed[2]["fieldsV1"], json!({"f:metadata": {"f:annotations": {}}}));
         // Helm updating client-side (no Apply entry), or nothing of ours to move: unchanged.
         let mut client_side = deployment.clone();
         client_side["metadata"]["managedFields"][0]["operation"] = json!("Update");
-        assert_eq!(replicas_handed_to_helm(&client_side), None);
+        assert_eq!(fields_handed_to_helm(&client_side, &["replicas"]), None);
         let mut ours_gone = deployment;
         ours_gone["metadata"]["managedFields"].as_array_mut().expect("array").pop();
-        assert_eq!(replicas_handed_to_helm(&ours_gone), None);
+        assert_eq!(fields_handed_to_helm(&ours_gone, &["replicas"]), None);
     }
 }

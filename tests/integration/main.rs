@@ -4,6 +4,7 @@
 // Test code: a failed unwrap is a failed test, with the message that says why.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod autoscaler;
 mod cli;
 mod distribution;
 mod fixtures;

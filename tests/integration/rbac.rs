@@ -118,6 +118,8 @@ fn the_scaler_role_is_enough_to_scale_helm_and_operator_releases() {
     let helm =
         as_viewer(&api, &["scale", "my-release", "datanode=3", "--wait", "--timeout", "60s"]).success();
     assert!(!helm.stderr.contains("could not be checked"), "the Helm record is readable: {}", helm.stderr);
+    assert!(helm.stdout.contains("secret/sh.helm.release.v1.my-release.v2 created"), "{}", helm.stdout);
+    assert_eq!(crate::helm_record::revisions(&api), [(1, "superseded".into()), (2, "deployed".into())]);
     as_viewer(&api, &["scale", "vectors", "datanode=1", "--dry-run=server"]).success();
     as_viewer(&api, &["scale", "vectors", "datanode=1"]).success();
     as_viewer(&api, &["list", "-A"]).success();
@@ -140,6 +142,75 @@ fn the_scaler_role_without_patch_fails_naming_the_permission() {
         out.stderr.contains("cannot patch resource \"milvuses\" in API group \"milvus.io\""),
         "{}",
         out.stderr
+    );
+}
+
+#[test]
+fn the_scaler_role_without_writing_secrets_scales_the_workloads_alone() {
+    for skip in ["create secrets", "update secrets"] {
+        let api = api_with(role_rules("kubectl-milvus-scaler", Some(skip)));
+        let out = as_viewer(&api, &["scale", "my-release", "datanode=3"]).success();
+        assert!(
+            out.stderr.contains("the Helm release my-release still records dataNode.replicas=2"),
+            "{skip}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("--reuse-values --set dataNode.replicas=3"), "{skip}: {}", out.stderr);
+        assert_eq!(
+            crate::helm_record::revisions(&api),
+            [(1, "deployed".into())],
+            "{skip}: nothing half-written"
+        );
+        assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-datanode"), 3, "{skip}");
+        let json = as_viewer(&api, &["scale", "my-release", "datanode=4", "-o", "json"]).success().json();
+        let reason = json["helm"]["record"]["reason"].as_str().unwrap_or_default().to_string();
+        let verb = skip.split(' ').next().unwrap_or_default();
+        assert!(reason.contains(&format!("cannot {verb} resource \"secrets\"")), "{skip}: {reason}");
+    }
+}
+
+#[test]
+fn the_scaler_role_changes_autoscaler_bounds_and_without_patch_names_the_permission() {
+    let api = api_with(role_rules("kubectl-milvus-scaler", None));
+    as_viewer(&api, &["scale", "my-release", "querynode", "--max", "6"]).success();
+    let api = api_with(role_rules("kubectl-milvus-scaler", Some("patch horizontalpodautoscalers")));
+    let out = as_viewer(&api, &["scale", "my-release", "querynode", "--max", "6"]).failure(1);
+    assert!(
+        out.stderr
+            .contains("cannot patch resource \"horizontalpodautoscalers\" in API group \"autoscaling\""),
+        "{}",
+        out.stderr
+    );
+    // Nothing of Helm's record is left behind: its new revision is marked failed.
+    assert_eq!(crate::helm_record::revisions(&api), [(1, "deployed".into()), (2, "failed".into())]);
+}
+
+#[test]
+fn the_scaler_role_without_deleting_secrets_keeps_old_revisions_and_says_so() {
+    let api = api_with(role_rules("kubectl-milvus-scaler", Some("delete secrets")));
+    let scale = |target: &str| {
+        let output = command(
+            Via::Binary,
+            Some(&api.kubeconfig_for("milvus-viewer")),
+            &["scale", "my-release", target],
+        )
+        .env("HELM_MAX_HISTORY", "2")
+        .output()
+        .expect("run");
+        Run::from(output).success()
+    };
+    scale("datanode=3");
+    let out = scale("datanode=4");
+    assert!(
+        out.stderr.contains(
+            "revision 1 of the Helm release my-release could not be deleted to keep Helm's history limit of 2"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        crate::helm_record::revisions(&api),
+        [(1, "superseded".into()), (2, "superseded".into()), (3, "deployed".into())]
     );
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand: its texts, its arguments (`Args`) and `run`. The registry that ties
 //! them to the command line is `cli.rs`.
 
+pub mod autoscaler;
 pub mod completion;
 pub mod list;
 pub mod options;

@@ -27,8 +27,9 @@ pub const LONG_ABOUT: &str = "\
 Change worker replicas through the object that owns them.
 
 Scales the worker components (proxy, querynode, datanode, indexnode, streamingnode) through the
-object that owns their replicas: the workload of a Helm release, or the Milvus object of a Milvus
-Operator release. Coordinators are never scaled out.
+object that owns their replicas: the workload of a Helm release (and Helm's record of the release, as a
+new revision, so that the next helm upgrade keeps the count), or the Milvus object of a Milvus Operator
+release. Coordinators are never scaled out.
 
 The plan is checked against Milvus's rules before anything changes; --dry-run prints it with a
 kubectl-diff of every object that would change, and --wait follows the rollout until the new
@@ -55,7 +56,13 @@ Examples:
   kubectl milvus scale my-release 'querynode[rg1]=4'
 
   # Scale in from 5 to 2 two replicas at a time instead of one
-  kubectl milvus scale my-release datanode=2 --step 2";
+  kubectl milvus scale my-release datanode=2 --step 2
+
+  # An autoscaled component: change its HorizontalPodAutoscaler's bounds instead
+  kubectl milvus scale my-release querynode --min 2 --max 8
+
+  # Change the Deployment only, leaving Helm's record of the release as it is
+  kubectl milvus scale my-release querynode=3 --helm-record=false";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -71,6 +78,15 @@ pub struct Args {
     /// The new number of replicas for the one COMPONENT named (kubectl scale's form: a count, 0 or more).
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub replicas: Option<String>,
+
+    /// For an autoscaled COMPONENT: the new minimum of its HorizontalPodAutoscaler (changed through its
+    /// owner: the autoscaler, and Helm's record for the chart's own autoscaler).
+    #[arg(long, value_name = "N")]
+    pub min: Option<u32>,
+
+    /// For an autoscaled COMPONENT: the new maximum of its HorizontalPodAutoscaler.
+    #[arg(long, value_name = "N")]
+    pub max: Option<u32>,
 
     /// none (apply), client (print the plan and diff, send nothing) or server (validate with dryRun=All).
     /// A bare --dry-run means client.
@@ -127,6 +143,9 @@ fn parse_timeout(value: &str) -> Result<Duration, String> {
 }
 
 pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(), Error> {
+    if args.min.is_some() || args.max.is_some() {
+        return super::autoscaler::run(flags, &args, out).await;
+    }
     let targets = target::parse_targets(&args.targets, args.replicas.as_deref()).map_err(Error::Usage)?;
     for (given, instead) in
         [("--dry-run", "client"), ("--dry-run=true", "client"), ("--dry-run=false", "none")]
