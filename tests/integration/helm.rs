@@ -522,3 +522,42 @@ fn a_scale_is_a_helm3_revision_in_configmap_storage_kube_apiserver_only() {
 fn a_scale_is_a_helm4_revision_client_side_kube_apiserver_only() {
     recorded_in_helm("helm4", &["--server-side=false"], &[]);
 }
+
+#[test]
+fn a_helm_upgrade_between_read_and_write_stops_the_scale_with_nothing_changed_kube_apiserver_only() {
+    let api = empty_cluster();
+    let chart = Chart::from_fixture("helm/default.yaml");
+    let helm = Helm::new("helm3", &api);
+    helm.run(&["install", "my-release", chart.path()]).success();
+    wait_ready(&api, QUERYNODE, 1);
+    // The plugin's first write (the dry-run check of the deployed revision) waits at a gate while a
+    // real `helm upgrade` runs.
+    let gate = milvus_test_api::Gate::new();
+    api.set_fault(
+        milvus_test_api::Fault::hold(&gate)
+            .on("PUT", "/api/v1/namespaces/default/secrets/*")
+            .with_query("dryRun", "All"),
+    );
+    let child = command(Via::Binary, Some(api.kubeconfig_path()), &["scale", "my-release", "querynode=3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the plugin");
+    assert!(gate.wait_held(1, Duration::from_secs(60)), "the plugin's first write reached the gate");
+    upgrade(&helm, &chart, &["--set", "queryNode.replicas=2"]).success();
+    gate.open();
+    let output = child.wait_with_output().expect("the plugin ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the Helm release my-release changed since it was read (another helm upgrade or rollback?)"
+        ),
+        "{stderr}"
+    );
+    // Helm's upgrade stands, untouched: its count, its revisions.
+    wait_ready(&api, QUERYNODE, 2);
+    assert_eq!(release_secrets(&api), [(1, "superseded".into()), (2, "deployed".into())]);
+    let history = helm_out(&helm, &["history", "my-release", "-o", "json"]);
+    assert!(history.contains("Upgrade complete"), "{history}");
+}
