@@ -374,19 +374,27 @@ impl Handover {
     }
 
     /// Moves the ownership of the fields from this tool's `managedFields` entries to Helm's `Apply`
-    /// entry (one read, one merge patch of `metadata.managedFields` with the `resourceVersion` read).
-    /// Nothing happens when Helm has no `Apply` entry.
+    /// entry (a read, then a merge patch of `metadata.managedFields` with the `resourceVersion` read;
+    /// read again when the object changed in between, as a Deployment's status does right after a
+    /// scale). Nothing happens when Helm has no `Apply` entry.
     async fn run(&self, kube: &Kube, namespace: &str) -> Result<(), kube::Error> {
+        const ATTEMPTS: u32 = 5;
         let api: kube::Api<kube::api::DynamicObject> =
             kube::Api::namespaced_with(kube.client.clone(), namespace, &self.resource);
-        let live = serde_json::to_value(api.get(&self.name).await?).map_err(kube::Error::SerdeError)?;
-        let Some(fields) = fields_handed_to_helm(&live, &self.fields) else { return Ok(()) };
-        let patch = serde_json::json!({"metadata": {
-            "resourceVersion": live["metadata"]["resourceVersion"].clone(),
-            "managedFields": fields,
-        }});
-        let params = kube::api::PatchParams::default();
-        api.patch(&self.name, &params, &kube::api::Patch::Merge(&patch)).await.map(|_| ())
+        let mut attempt = 1;
+        loop {
+            let live = serde_json::to_value(api.get(&self.name).await?).map_err(kube::Error::SerdeError)?;
+            let Some(fields) = fields_handed_to_helm(&live, &self.fields) else { return Ok(()) };
+            let patch = serde_json::json!({"metadata": {
+                "resourceVersion": live["metadata"]["resourceVersion"].clone(),
+                "managedFields": fields,
+            }});
+            let params = kube::api::PatchParams::default();
+            match api.patch(&self.name, &params, &kube::api::Patch::Merge(&patch)).await {
+                Err(error) if super::owner::is_conflict(&error) && attempt < ATTEMPTS => attempt += 1,
+                other => return other.map(|_| ()),
+            }
+        }
     }
 }
 

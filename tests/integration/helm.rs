@@ -19,12 +19,17 @@ use crate::support::*;
 
 const QUERYNODE: &str = "my-release-milvus-querynode";
 
-/// The Helm values key of each Deployment of the render (`src/milvus/component.rs`'s table).
+/// The Helm values key of each Deployment of the renders (`src/milvus/component.rs`'s table).
 const REPLICA_KEYS: &[(&str, &str)] = &[
+    ("my-release-milvus-datacoord", "dataCoordinator"),
     ("my-release-milvus-datanode", "dataNode"),
+    ("my-release-milvus-indexcoord", "indexCoordinator"),
+    ("my-release-milvus-indexnode", "indexNode"),
     ("my-release-milvus-mixcoord", "mixCoordinator"),
     ("my-release-milvus-proxy", "proxy"),
+    ("my-release-milvus-querycoord", "queryCoordinator"),
     ("my-release-milvus-querynode", "queryNode"),
+    ("my-release-milvus-rootcoord", "rootCoordinator"),
     ("my-release-milvus-streamingnode", "streamingNode"),
 ];
 
@@ -59,30 +64,53 @@ impl Chart {
     }
 }
 
-/// The render with each Deployment's `replicas:` made `{{ .Values.<key>.replicas }}`, and the
-/// values.yaml holding the render's numbers under those keys.
+/// The render with each Deployment's `replicas:` made `{{ .Values.<key>.replicas }}` and each
+/// HorizontalPodAutoscaler's `minReplicas:`/`maxReplicas:` `{{ .Values.<key>.hpa.… }}` (the key of
+/// the Deployment it targets), as the real chart renders them, and the values.yaml holding the
+/// render's numbers under those keys.
 fn templated(render: &str) -> (String, String) {
-    let mut values = String::new();
+    let mut values: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
     let mut docs = Vec::new();
+    let key_of = |name: &str| REPLICA_KEYS.iter().find(|(d, _)| *d == name).map(|(_, k)| *k);
     for doc in render.split("\n---\n") {
-        let deployment = doc.lines().any(|l| l == "kind: Deployment");
+        let kind = doc.lines().find_map(|l| l.strip_prefix("kind: ")).unwrap_or_default();
         let name = doc.lines().find_map(|l| l.strip_prefix("  name: ")).unwrap_or_default();
-        let key = REPLICA_KEYS.iter().find(|(d, _)| *d == name).map(|(_, k)| *k);
-        match (deployment, key) {
-            (true, Some(key)) => {
-                let line = doc
-                    .lines()
-                    .find(|l| l.starts_with("  replicas: "))
-                    .unwrap_or_else(|| panic!("{name} has no spec.replicas"));
-                let number = line.trim_start_matches("  replicas: ");
-                values.push_str(&format!("{key}:\n  replicas: {number}\n"));
-                docs.push(doc.replacen(line, &format!("  replicas: {{{{ .Values.{key}.replicas }}}}"), 1));
+        let mut doc = doc.to_string();
+        match kind {
+            "Deployment" => {
+                let key = key_of(name).unwrap_or_else(|| panic!("Deployment {name} has no values key"));
+                // A Deployment an HPA scales has no replicas in the render.
+                if let Some(line) = doc.lines().find(|l| l.starts_with("  replicas: ")).map(str::to_string) {
+                    let number = line.trim_start_matches("  replicas: ");
+                    values.entry(key).or_default().push(format!("  replicas: {number}"));
+                    doc = doc.replacen(&line, &format!("  replicas: {{{{ .Values.{key}.replicas }}}}"), 1);
+                }
             }
-            (true, None) => panic!("Deployment {name} has no values key"),
-            _ => docs.push(doc.to_string()),
+            "HorizontalPodAutoscaler" => {
+                let target = doc
+                    .lines()
+                    .skip_while(|l| !l.starts_with("  scaleTargetRef:"))
+                    .find_map(|l| l.strip_prefix("    name: "))
+                    .expect("scaleTargetRef.name");
+                let key = key_of(target).unwrap_or_else(|| panic!("{target} has no values key"));
+                values.entry(key).or_default().push("  hpa:".into());
+                for field in ["minReplicas", "maxReplicas"] {
+                    let line = doc
+                        .lines()
+                        .find(|l| l.starts_with(&format!("  {field}: ")))
+                        .map(str::to_string)
+                        .unwrap_or_else(|| panic!("{name} has no {field}"));
+                    let number = line.trim_start_matches(&format!("  {field}: ")).to_string();
+                    values.entry(key).or_default().push(format!("    {field}: {number}"));
+                    doc = doc.replacen(&line, &format!("  {field}: {{{{ .Values.{key}.hpa.{field} }}}}"), 1);
+                }
+            }
+            _ => {}
         }
+        docs.push(doc);
     }
-    assert_eq!(values.matches("replicas").count(), REPLICA_KEYS.len(), "{values}");
+    let values: String =
+        values.iter().map(|(key, lines)| format!("{key}:\n{}\n", lines.join("\n"))).collect();
     (docs.join("\n---\n"), values)
 }
 
@@ -450,6 +478,7 @@ fn recorded_in_helm_with(
         out.stdout
     );
     assert!(!out.stderr.contains("helm upgrade"), "nothing left for the user to run: {}", out.stderr);
+    assert!(!out.stderr.contains("stays this tool's"), "spec.replicas is Helm's again: {}", out.stderr);
     assert_eq!(querynodes(&api), 3);
     if driver.is_none() {
         assert_eq!(release_secrets(&api), [(1, "superseded".into()), (2, "deployed".into())]);
@@ -560,4 +589,52 @@ fn a_helm_upgrade_between_read_and_write_stops_the_scale_with_nothing_changed_ku
     assert_eq!(release_secrets(&api), [(1, "superseded".into()), (2, "deployed".into())]);
     let history = helm_out(&helm, &["history", "my-release", "-o", "json"]);
     assert!(history.contains("Upgrade complete"), "{history}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// An autoscaled component's bounds go into Helm's record too.
+
+fn hpa_bounds(api: &TestApi) -> (i64, i64) {
+    let hpa = api
+        .get_json(
+            "autoscaling",
+            "v1",
+            "horizontalpodautoscalers",
+            Some("default"),
+            "my-release-milvus-querynode-hpa",
+        )
+        .expect("the querynode autoscaler");
+    (
+        hpa["spec"]["minReplicas"].as_i64().unwrap_or(1),
+        hpa["spec"]["maxReplicas"].as_i64().unwrap_or_default(),
+    )
+}
+
+fn autoscaler_bounds_recorded(helm_name: &str) {
+    let api = empty_cluster();
+    let chart = Chart::from_fixture("helm/coordinators-hpa.yaml");
+    let helm = Helm::new(helm_name, &api);
+    helm.run(&["install", "my-release", chart.path()]).success();
+    assert_eq!(hpa_bounds(&api), (1, 5));
+    let out = kubectl(&api, &["scale", "my-release", "querynode", "--min", "2", "--max", "8"]).success();
+    assert!(out.stdout.contains("secret/sh.helm.release.v1.my-release.v2 created"), "{}", out.stdout);
+    assert_eq!(hpa_bounds(&api), (2, 8));
+    let values = helm_out(&helm, &["get", "values", "my-release", "-o", "json"]);
+    let values: serde_json::Value = serde_json::from_str(&values).expect("helm get values -o json");
+    assert_eq!(values["queryNode"]["hpa"], serde_json::json!({"minReplicas": 2, "maxReplicas": 8}));
+    // The next upgrade keeps the bounds; a rollback to revision 1 puts its bounds back.
+    upgrade(&helm, &chart, &[]).success();
+    assert_eq!(hpa_bounds(&api), (2, 8));
+    helm.run(&["rollback", "my-release", "1"]).success();
+    assert_eq!(hpa_bounds(&api), (1, 5));
+}
+
+#[test]
+fn autoscaler_bounds_are_a_helm3_revision_kube_apiserver_only() {
+    autoscaler_bounds_recorded("helm3");
+}
+
+#[test]
+fn autoscaler_bounds_are_a_helm4_revision_server_side_kube_apiserver_only() {
+    autoscaler_bounds_recorded("helm4");
 }
