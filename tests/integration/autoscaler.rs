@@ -23,17 +23,6 @@ fn release(api: &TestApi, revision: i64) -> Value {
     milvus_test_api::decode_helm_release(&secret).expect("a Helm release")
 }
 
-/// `METHOD last-path-segment` of each mutating request, with `dry` for dry runs.
-fn writes(api: &TestApi) -> Vec<String> {
-    mutating(api)
-        .iter()
-        .map(|r| {
-            let last = r.path.rsplit('/').next().unwrap_or_default();
-            format!("{} {last}{}", r.method, if r.dry_run { " dry" } else { "" })
-        })
-        .collect()
-}
-
 #[test]
 fn the_charts_autoscaler_changes_on_the_hpa_and_in_helms_record() {
     let api = helm_release("helm/coordinators-hpa.yaml");

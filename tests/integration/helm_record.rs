@@ -42,17 +42,6 @@ fn release(api: &TestApi, revision: i64) -> Value {
     milvus_test_api::decode_helm_release(&secret(api, revision)).expect("a Helm release")
 }
 
-/// `METHOD last-path-segment` of each mutating request, with `dry` for dry runs.
-fn writes(api: &TestApi) -> Vec<String> {
-    mutating(api)
-        .iter()
-        .map(|r| {
-            let last = r.path.rsplit('/').next().unwrap_or_default();
-            format!("{} {last}{}", r.method, if r.dry_run { " dry" } else { "" })
-        })
-        .collect()
-}
-
 /// The lines of `after` that differ from `before` (same number of lines), as `(before, after)`.
 fn changed_lines(before: &str, after: &str) -> Vec<(String, String)> {
     assert_eq!(before.lines().count(), after.lines().count(), "lines added or removed");

@@ -267,3 +267,15 @@ pub fn deployment_replicas(api: &TestApi, namespace: &str, name: &str) -> i64 {
 pub fn mutating(api: &TestApi) -> Vec<RequestRecord> {
     api.requests().into_iter().filter(|r| r.is_mutating()).collect()
 }
+
+/// `METHOD last-path-segment` of each mutating request, with ` dry` for dry runs: the writes of a
+/// command, in order (`PUT sh.helm.release.v1.my-release.v1 dry`, `PATCH my-release-milvus-querynode`).
+pub fn writes(api: &TestApi) -> Vec<String> {
+    mutating(api)
+        .iter()
+        .map(|r| {
+            let last = r.path.rsplit('/').next().unwrap_or_default();
+            format!("{} {last}{}", r.method, if r.dry_run { " dry" } else { "" })
+        })
+        .collect()
+}
