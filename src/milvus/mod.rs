@@ -15,6 +15,7 @@ mod pod_labels;
 mod pods;
 mod problems;
 mod rows;
+pub mod serving;
 mod workload;
 
 pub use component::{ComponentKind, ComponentRole, DependencyKind, KINDS, KindInfo};

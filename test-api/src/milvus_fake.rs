@@ -189,7 +189,7 @@ impl FakeMilvus {
             wal_misplaced_since: BTreeMap::new(),
             loaded: false,
             dependencies: json!({
-                "mq": {"health_status": true, "mq_type": if version == MilvusVersion::V2_6 { "woodpecker" } else { "pulsar" }},
+                "mq": {"health_status": true, "mq_type": "pulsar"},
                 "metastore": {"health_status": true, "meta_type": "etcd"}
             }),
             codes: BTreeMap::new(),

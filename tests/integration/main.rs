@@ -14,5 +14,6 @@ mod list;
 mod owners;
 mod rbac;
 mod scale;
+mod serving;
 mod status;
 mod support;

@@ -113,6 +113,24 @@ fn each_rule_removed_is_named_in_the_message() {
 }
 
 #[test]
+fn without_pods_proxy_status_warns_that_milvus_own_view_is_not_shown() {
+    for role in ["kubectl-milvus-viewer", "kubectl-milvus-scaler"] {
+        let api = api_with(role_rules(role, Some("pods/proxy")));
+        let out = as_viewer(&api, &["status", "my-release"]).success();
+        assert!(
+            out.stdout.contains("not shown: not allowed to get pods/proxy in namespace default"),
+            "{role}: {}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("Components"), "{role}: {}", out.stdout);
+        // With the rule, Milvus is asked (here nothing answers its routes, which the warning says).
+        let api = api_with(role_rules(role, None));
+        let out = as_viewer(&api, &["status", "my-release"]).success();
+        assert!(out.stdout.contains("answers none of Milvus's HTTP routes"), "{role}: {}", out.stdout);
+    }
+}
+
+#[test]
 fn the_scaler_role_is_enough_to_scale_helm_and_operator_releases() {
     let api = api_with(role_rules("kubectl-milvus-scaler", None));
     let helm =
