@@ -16,4 +16,5 @@ mod rbac;
 mod scale;
 mod serving;
 mod status;
+mod status_dependencies;
 mod support;

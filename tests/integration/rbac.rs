@@ -131,6 +131,24 @@ fn without_pods_proxy_status_warns_that_milvus_own_view_is_not_shown() {
 }
 
 #[test]
+fn without_configmaps_status_warns_that_the_configuration_is_not_read() {
+    for role in ["kubectl-milvus-viewer", "kubectl-milvus-scaler"] {
+        let api = api_with(role_rules(role, Some("configmaps")));
+        let out = as_viewer(&api, &["status", "my-release"]).success();
+        assert!(
+            out.stdout.contains(
+                "cannot get configmaps in the namespace \"default\": the release's Milvus configuration"
+            ),
+            "{role}: {}",
+            out.stdout
+        );
+        let api = api_with(role_rules(role, None));
+        let out = as_viewer(&api, &["status", "my-release"]).success();
+        assert!(!out.stdout.contains("configmaps"), "{role}: {}", out.stdout);
+    }
+}
+
+#[test]
 fn the_scaler_role_is_enough_to_scale_helm_and_operator_releases() {
     let api = api_with(role_rules("kubectl-milvus-scaler", None));
     let helm =

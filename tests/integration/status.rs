@@ -232,8 +232,16 @@ fn status_makes_one_concurrent_list_per_kind_in_the_namespace() {
     api.clear_requests();
     run(&api, &["status", "search", "-n", "prod"]).success();
     // Milvus's own view is asked through the proxy subresource (tests/integration/serving.rs).
+    // And the release's Milvus configuration with one GET of the chart's ConfigMap.
+    let all = api.requests();
+    let configmaps: Vec<String> = all
+        .iter()
+        .filter(|r| r.path.contains("/configmaps"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(configmaps, ["GET /api/v1/namespaces/prod/configmaps/search-milvus"]);
     let requests: Vec<RequestRecord> =
-        api.requests().into_iter().filter(|r| !r.path.contains("/proxy/")).collect();
+        all.into_iter().filter(|r| !r.path.contains("/proxy/") && !r.path.contains("/configmaps")).collect();
     assert_eq!(
         request_lines(&requests),
         [

@@ -10,10 +10,11 @@ use super::NameOverride;
 use super::list::health_tone;
 use kubectl_milvus::client::follow::Follow;
 use kubectl_milvus::client::read::{Note, NoteKind};
-use kubectl_milvus::client::{Kube, KubeFlags, milvus_http, names};
+use kubectl_milvus::client::{Kube, KubeFlags, milvus_config, milvus_http, names};
 use kubectl_milvus::error::{Error, exit};
 use kubectl_milvus::gitops;
 use kubectl_milvus::helm::{self, HelmRelease};
+use kubectl_milvus::milvus::config::{ExternalDependency, external_dependencies};
 use kubectl_milvus::milvus::owners::OwnerChain;
 use kubectl_milvus::milvus::serving::{self, Serving};
 use kubectl_milvus::milvus::{Component, Dependency, Health, ManagedBy, PodSummary, Release};
@@ -137,12 +138,22 @@ struct MilvusView {
 
 /// Asks Milvus (a fixed number of requests), folds a not fully served collection into the
 /// release's health, and says what could not be shown.
-async fn milvus_view(
-    kube: &Kube,
-    release: &mut Release,
-    pods: &[kubectl_milvus::milvus::Pod],
-) -> (MilvusView, Vec<Note>) {
-    let read = milvus_http::read_status(kube, release, pods).await;
+async fn milvus_view(kube: &Kube, found: &mut release::Found) -> (MilvusView, Vec<Note>) {
+    let object = found.milvus_object().cloned();
+    let (read, config) = futures::join!(
+        milvus_http::read_status(kube, &found.release, &found.inventory.pods),
+        milvus_config::read(kube, &found.release, object.as_ref())
+    );
+    let mut notes = Vec::new();
+    match config {
+        Ok(Some(config)) => {
+            found.release.external_dependencies = external_dependencies(&config, &found.release);
+        }
+        Ok(None) => {}
+        Err(message) => notes.push(Note { kind: NoteKind::Unreadable, message }),
+    }
+    let release = &mut found.release;
+    let pods = &found.inventory.pods;
     let by_ip = milvus_http::pods_by_ip(release, pods);
     let disagreements = serving::disagreements(
         read.healthz.as_ref(),
@@ -153,8 +164,7 @@ async fn milvus_view(
     );
     let serving = read.serving.unwrap_or_default();
     serving::apply_to_health(release, &serving);
-    let notes =
-        read.warnings.into_iter().map(|message| Note { kind: NoteKind::Unreadable, message }).collect();
+    notes.extend(read.warnings.into_iter().map(|message| Note { kind: NoteKind::Unreadable, message }));
     (MilvusView { asked_pod: read.pod, serving, disagreements }, notes)
 }
 
@@ -223,7 +233,7 @@ impl HelmRecord {
         args: &Args,
         mut found: release::Found,
     ) -> (Release, Vec<Note>, OwnerChain, MilvusView) {
-        let (milvus, milvus_notes) = milvus_view(kube, &mut found.release, &found.inventory.pods).await;
+        let (milvus, milvus_notes) = milvus_view(kube, &mut found).await;
         let namespace = found.release.namespace.clone();
         let generations: Generations = found
             .inventory
@@ -263,7 +273,7 @@ async fn gather(kube: &Kube, args: &Args) -> Result<(Release, Vec<Note>, OwnerCh
     // Milvus is asked once the release's pods are known, while the Helm record is still being read.
     let find = async {
         let mut found = release::find(kube, &lookup).await?;
-        let milvus = milvus_view(kube, &mut found.release, &found.inventory.pods).await;
+        let milvus = milvus_view(kube, &mut found).await;
         Ok::<_, Error>((found, milvus))
     };
     let ((found, (milvus, milvus_notes)), helm) = if args.all_namespaces {
@@ -341,10 +351,10 @@ fn render(
     writeln!(out)?;
     writeln!(out, "{}", Tone::Bold.paint("Components", owo_colors::Stream::Stdout))?;
     components_table(&release.components, now).write(out)?;
-    if !release.dependencies.is_empty() {
+    if !release.dependencies.is_empty() || !release.external_dependencies.is_empty() {
         writeln!(out)?;
         writeln!(out, "{}", Tone::Bold.paint("Dependencies", owo_colors::Stream::Stdout))?;
-        dependencies_table(&release.dependencies, now).write(out)?;
+        dependencies_table(&release.dependencies, &release.external_dependencies, now).write(out)?;
     }
     write_serving(milvus, out)?;
     if args.pods || args.output == Some(Format::Wide) {
@@ -548,8 +558,23 @@ fn components_table(components: &[Component], now: Timestamp) -> Table {
     table
 }
 
-fn dependencies_table(dependencies: &[Dependency], now: Timestamp) -> Table {
+fn dependencies_table(dependencies: &[Dependency], external: &[ExternalDependency], now: Timestamp) -> Table {
     let mut table = Table::new(["DEPENDENCY", "DESIRED", "READY", "RESTARTS", "AGE", "STATUS"]);
+    for dependency in external {
+        let endpoints = if dependency.endpoints.is_empty() {
+            "no endpoint configured".into()
+        } else {
+            dependency.endpoints.join(",")
+        };
+        table.push(vec![
+            Cell::new(format!("{} (external)", dependency.display_name)),
+            Cell::new("-"),
+            Cell::new("-"),
+            Cell::new("-"),
+            Cell::new("-"),
+            Cell::new(format!("External: {endpoints}")),
+        ]);
+    }
     for dependency in dependencies {
         table.push(vec![
             Cell::new(&dependency.display_name),
