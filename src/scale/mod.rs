@@ -4,6 +4,7 @@ pub mod engine;
 pub mod helm_record;
 pub mod owner;
 pub mod plan;
+pub mod preflight;
 pub mod report;
 pub mod target;
 pub mod wait;

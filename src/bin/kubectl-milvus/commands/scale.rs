@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use kubectl_milvus::client::{Kube, KubeFlags, names};
+use kubectl_milvus::client::{Kube, KubeFlags, milvus_config, names};
 use kubectl_milvus::error::Error;
 use kubectl_milvus::milvus::{ManagedBy, owners};
 use kubectl_milvus::output::progress::Progress;
@@ -14,6 +14,7 @@ use kubectl_milvus::scale::engine::{ChangeResult, Engine, Event, Listed, Reporte
 use kubectl_milvus::scale::helm_record::{self, HelmRecord};
 use kubectl_milvus::scale::owner::DryRun;
 use kubectl_milvus::scale::plan::{self, PlanOptions};
+use kubectl_milvus::scale::preflight;
 use kubectl_milvus::scale::report::{self, HelmNote, ScaleResult};
 use kubectl_milvus::scale::target;
 use kubectl_milvus::scale::wait::{self, Interrupt, Waiter};
@@ -116,6 +117,11 @@ pub struct Args {
     /// paused, manual mode): nothing changes until that ends, and then the change applies at once.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_paused: bool,
+
+    /// Scale in querynode or streamingnode although their pods' terminationGracePeriodSeconds is shorter
+    /// than Milvus's graceful-stop timeout: Kubernetes may kill a node before its data has moved.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_kill_before_drain: bool,
 }
 
 /// `--timeout`: a duration, never negative (a negative one is refused, not taken for a flag).
@@ -154,8 +160,11 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         PlanOptions { allow_zero: args.allow_zero, step: i32::try_from(args.step).unwrap_or(i32::MAX) };
     let changes = plan::plan(&found.release, found.milvus_object(), &targets, options)
         .map_err(|refusals| Error::Failed(plan::refusal_message(&found.release.name, &refusals)))?;
+    // Scale-ins whose pods would be killed before their data moves (refused unless overridden).
+    let grace_warnings = grace_check(&kube, &found, &changes, args.allow_kill_before_drain).await?;
     // Owners that would undo or ignore the change: GitOps, a paused operator (refused unless overridden).
-    let (owner_warnings, gitops) = owner_check(&found, &args, &changes, &helm_record)?;
+    let (mut owner_warnings, gitops) = owner_check(&found, &args, &changes, &helm_record)?;
+    owner_warnings.extend(grace_warnings);
     // A dry run's diff is of each owner as this reading has it (the plan was made from the same read).
     let listed = Listed::owners(&found.inventory, &changes);
     // The waits follow the release from the reading it was found in: it was made before any write.
@@ -219,6 +228,47 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     }
     warnings.iter().for_each(|w| warn(w));
     outcome
+}
+
+/// The grace-period preflight of scale-ins ([`preflight`]): the refusal, or (overridden, or when the
+/// configuration could not be read and the default was assumed) warnings.
+async fn grace_check(
+    kube: &Kube,
+    found: &release::Found,
+    changes: &[plan::PlannedChange],
+    allow: bool,
+) -> Result<Vec<String>, Error> {
+    let release = &found.release;
+    if !changes.iter().any(|c| c.to < c.from) {
+        return Ok(Vec::new());
+    }
+    let mut warnings = Vec::new();
+    let config = match milvus_config::read(kube, release, found.milvus_object()).await {
+        Ok(config) => config,
+        Err(why) => {
+            warnings.push(format!("{why}: Milvus's default graceful-stop timeout is assumed"));
+            None
+        }
+    };
+    let shortfalls =
+        preflight::grace_shortfalls(release, &found.inventory.deployments, changes, config.as_ref());
+    let refusals: Vec<String> = shortfalls.iter().map(|s| preflight::refusal(release, s)).collect();
+    if refusals.is_empty() {
+        return Ok(warnings);
+    }
+    if !allow {
+        return Err(Error::Failed(plan::refusal_message(&release.name, &refusals)));
+    }
+    warnings.extend(shortfalls.iter().map(|s| {
+        format!(
+            "{}: scaling in with {}: Kubernetes kills a removed node after {}s though it may need {}s to hand              its data over",
+            s.component,
+            preflight::OVERRIDE_FLAG,
+            s.grace_period_seconds,
+            s.graceful_stop.seconds
+        )
+    }));
+    Ok(warnings)
 }
 
 /// What the owners of the release say to `changes` (see [`owners::check_scale`]): warnings and the
