@@ -271,6 +271,58 @@ fn collections(dist: &Value, replicas: &Value, target: &Value) -> Vec<Collection
     out
 }
 
+/// The node a scale-in step removes (the documented rule): among the active nodes of `kind` that
+/// are matched to a pod, the one holding the least data (segments + channels; streaming nodes count
+/// none), ties broken by the pod name that sorts last (the newest of a ReplicaSet's names is not
+/// knowable from the name, so the rule is only stable, not "newest").
+pub fn choose_node(serving: &Serving, kind: NodeKind) -> Option<&NodeServing> {
+    serving
+        .nodes
+        .iter()
+        .flatten()
+        .filter(|n| n.kind == kind && n.pod.is_some())
+        .filter(|n| matches!(n.state.as_str(), "active" | "Normal"))
+        .min_by(|a, b| {
+            let load = |n: &NodeServing| n.segments.unwrap_or(0) + n.channels.unwrap_or(0);
+            load(a).cmp(&load(b)).then_with(|| b.pod.cmp(&a.pod))
+        })
+}
+
+/// The collections that would not be fully served if node `node` went away now: Milvus's answers
+/// with the node's segments and channels taken out of the distribution and the node out of every
+/// replica.
+pub fn would_lose_service(answers: &Answers, node: i64) -> Vec<i64> {
+    let mut without = answers.clone();
+    let not_node = |v: &Value| v["node_id"].as_i64() != Some(node) && id(&v["leader_id"]) != Some(node);
+    if let Some(dist) = without.dist.as_mut() {
+        for key in ["segments", "dm_channels", "leader_views"] {
+            if let Some(items) = dist.get_mut(key).and_then(Value::as_array_mut) {
+                items.retain(|v| not_node(v));
+            }
+        }
+    }
+    if let Some(replicas) = without.replicas.as_mut().and_then(Value::as_array_mut) {
+        for r in replicas {
+            for key in ["rw_nodes", "ro_nodes"] {
+                if let Some(nodes) = r.get_mut(key).and_then(Value::as_array_mut) {
+                    nodes.retain(|n| id(n) != Some(node));
+                }
+            }
+        }
+    }
+    serving(&without, &BTreeMap::new()).not_fully_served().iter().map(|c| c.id).collect()
+}
+
+/// A node's distribution (`distribution/get`, `streaming/nodes/distribution`) is empty.
+pub fn distribution_empty(v: &Value) -> bool {
+    let empty = |key: &str| match &v[key] {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    empty("channel_names") && empty("sealed_segmentIDs")
+}
+
 /// The release's health with Milvus's view: a release whose pods are all fine (Healthy) but with a
 /// collection not fully served is Degraded, with that reason.
 pub fn apply_to_health(release: &mut super::Release, serving: &Serving) {
@@ -383,6 +435,25 @@ mod tests {
             );
             assert_eq!((nodes[1].pod.as_deref(), nodes[1].state.as_str()), (None, "suspended"));
         }
+    }
+
+    #[test]
+    fn the_least_loaded_active_node_is_chosen_and_losses_are_predicted() {
+        let pods = BTreeMap::from([
+            ("10.0.0.5".to_string(), "qn-a".to_string()),
+            ("10.0.0.6".to_string(), "qn-b".to_string()),
+        ]);
+        let mut a = answers(false, 5);
+        a.query_nodes = Some(json!({"nodeInfos": [
+            {"ID": 5, "address": "10.0.0.5:21123", "state": "active"},
+            {"ID": 6, "address": "10.0.0.6:21123", "state": "active"}]}));
+        let s = serving(&a, &pods);
+        assert_eq!(choose_node(&s, NodeKind::Querynode).map(|n| n.node_id), Some(6));
+        // Everything is on node 5: removing it takes the collection's service away, removing 6 does not.
+        assert_eq!(would_lose_service(&a, 5), vec![450]);
+        assert_eq!(would_lose_service(&a, 6), Vec::<i64>::new());
+        assert!(distribution_empty(&json!({"channel_names": null, "sealed_segmentIDs": []})));
+        assert!(!distribution_empty(&json!({"channel_names": ["c"], "sealed_segmentIDs": null})));
     }
 
     #[test]

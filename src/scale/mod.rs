@@ -1,5 +1,6 @@
 //! Scaling: parse targets, plan against Milvus's rules, read and patch the owners, run the steps, wait.
 
+pub mod drain;
 pub mod engine;
 pub mod helm_record;
 pub mod owner;

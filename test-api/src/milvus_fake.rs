@@ -81,9 +81,18 @@ pub struct MilvusRequest {
     pub body: String,
     /// The status answered.
     pub status: u16,
+    /// The body answered (JSON as text).
+    pub answer: String,
+    /// When the fake answered it (wall clock, comparable with [`crate::RequestRecord::received`]).
+    pub received: std::time::SystemTime,
 }
 
 impl MilvusRequest {
+    /// The answer as JSON (Null when it is not).
+    pub fn answer_json(&self) -> Value {
+        serde_json::from_str(&self.answer).unwrap_or(Value::Null)
+    }
+
     /// A query parameter.
     pub fn param(&self, key: &str) -> Option<&str> {
         self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
@@ -141,6 +150,8 @@ struct State {
     unloadable: BTreeSet<i64>,
     /// Nodes by pod name (`namespace/name`).
     nodes: BTreeMap<String, Node>,
+    /// Every node ID given, by pod name (kept after the node leaves).
+    given: BTreeMap<String, i64>,
     next_id: i64,
     placed: BTreeMap<Key, i64>,
     misplaced_since: BTreeMap<Key, Instant>,
@@ -182,6 +193,7 @@ impl FakeMilvus {
             collections: Vec::new(),
             unloadable: BTreeSet::new(),
             nodes: BTreeMap::new(),
+            given: BTreeMap::new(),
             next_id: FIRST_NODE_ID,
             placed: BTreeMap::new(),
             misplaced_since: BTreeMap::new(),
@@ -275,9 +287,9 @@ impl FakeMilvus {
             .collect()
     }
 
-    /// The node ID of a pod (by name), if it is a node.
+    /// The node ID a pod (by name) has or had, if it was a node.
     pub fn node_id(&self, pod: &str) -> Option<i64> {
-        self.lock().nodes.values().find(|n| pod_name(&n.pod) == pod).map(|n| n.id)
+        self.lock().given.get(pod).copied()
     }
 
     /// How many items (channels and segments, over all replicas) node `id` holds.
@@ -331,6 +343,7 @@ impl State {
             }
             let id = self.next_id;
             self.next_id += 1;
+            self.given.insert(pod.info.name.clone(), id);
             self.nodes.insert(key.clone(), Node { id, kind, pod: key, ip: pod.ip.clone(), suspended: false });
         }
         let gone: Vec<i64> = self.nodes.values().filter(|n| !seen.contains(&n.pod)).map(|n| n.id).collect();
@@ -726,6 +739,7 @@ impl Handler for FakeMilvus {
         if port != crate::pod_http::DEFAULT_PORT || !me.info.ready {
             return None;
         }
+        let received = std::time::SystemTime::now();
         let mut st = self.lock();
         st.advance(pods, Instant::now());
         let reply = st.route(me, req, pods)?;
@@ -738,6 +752,8 @@ impl Handler for FakeMilvus {
             query: req.query.to_vec(),
             body: String::from_utf8_lossy(req.body).into_owned(),
             status: reply.status,
+            answer: String::from_utf8_lossy(&reply.body).into_owned(),
+            received,
         });
         Some(reply)
     }

@@ -14,6 +14,7 @@ mod list;
 mod owners;
 mod rbac;
 mod scale;
+mod scale_drain;
 mod scale_preflight;
 mod serving;
 mod status;

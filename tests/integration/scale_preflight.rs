@@ -55,7 +55,8 @@ fn a_grace_period_shorter_than_the_stop_timeout_refuses_the_scale_in_and_changes
 #[test]
 fn the_override_scales_in_with_a_warning_naming_the_risk() {
     let api = release(None, None);
-    let out = run(&api, &["scale", "my-release", "querynode=2", "--allow-kill-before-drain"]).success();
+    let out = run(&api, &["scale", "my-release", "querynode=2", "--allow-kill-before-drain", "--no-drain"])
+        .success();
     assert!(
         out.stderr.contains("querynode: scaling in with --allow-kill-before-drain: Kubernetes kills a removed node after 30s though it may need 1800s"),
         "{}",
@@ -67,11 +68,11 @@ fn the_override_scales_in_with_a_warning_naming_the_risk() {
 #[test]
 fn a_long_enough_grace_period_or_a_short_stop_timeout_passes() {
     let api = release(Some(1900), None);
-    run(&api, &["scale", "my-release", "querynode=2"]).success();
+    run(&api, &["scale", "my-release", "querynode=2", "--no-drain"]).success();
     assert_eq!(deployment_replicas(&api, "default", QUERYNODE), 2);
     // user.yaml overrides: 20s fits in Kubernetes' default 30s.
     let api = release(None, Some("queryNode:\n  gracefulStopTimeout: 20\n"));
-    run(&api, &["scale", "my-release", "querynode=2"]).success();
+    run(&api, &["scale", "my-release", "querynode=2", "--no-drain"]).success();
     // …and the key that set it is named when it does not fit.
     let api = release(Some(60), Some("common:\n  gracefulStopTimeout: 90\n"));
     let out = run(&api, &["scale", "my-release", "querynode=2"]).failure(1);
@@ -92,7 +93,7 @@ fn an_operator_release_with_the_operators_grace_period_passes_and_a_lowered_one_
     };
     let api =
         TestApi::builder().age(AGE).fixture("operator/milvus-crd.yaml").objects(docs(2_592_000)).start();
-    run(&api, &["scale", "my-release", "querynode=1"]).success();
+    run(&api, &["scale", "my-release", "querynode=1", "--no-drain"]).success();
     let api = TestApi::builder().age(AGE).fixture("operator/milvus-crd.yaml").objects(docs(30)).start();
     let out = run(&api, &["scale", "my-release", "querynode=1"]).failure(1);
     assert!(

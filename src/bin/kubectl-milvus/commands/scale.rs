@@ -10,6 +10,7 @@ use kubectl_milvus::milvus::{ManagedBy, owners};
 use kubectl_milvus::output::progress::Progress;
 use kubectl_milvus::output::{self, Cell, Structured, Table, color::Tone, diff};
 use kubectl_milvus::release;
+use kubectl_milvus::scale::drain::{self, Drainer};
 use kubectl_milvus::scale::engine::{ChangeResult, Engine, Event, Listed, Reporter};
 use kubectl_milvus::scale::helm_record::{self, HelmRecord};
 use kubectl_milvus::scale::owner::DryRun;
@@ -122,6 +123,11 @@ pub struct Args {
     /// than Milvus's graceful-stop timeout: Kubernetes may kill a node before its data has moved.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_kill_before_drain: bool,
+
+    /// Scale in querynode or streamingnode without asking Milvus to move each node's data off first
+    /// (for a Milvus that cannot be reached through the API server's proxy).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_drain: bool,
 }
 
 /// `--timeout`: a duration, never negative (a negative one is refused, not taken for a flag).
@@ -167,6 +173,8 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     owner_warnings.extend(grace_warnings);
     // A dry run's diff is of each owner as this reading has it (the plan was made from the same read).
     let listed = Listed::owners(&found.inventory, &changes);
+    // Scale-ins of query and streaming nodes drain each node through Milvus before removing it.
+    let drainer = drainer(&kube, &found, &changes, args.no_drain, &mut owner_warnings)?;
     // The waits follow the release from the reading it was found in: it was made before any write.
     let seed = found.seed();
     let release = &found.release;
@@ -200,7 +208,7 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     }
 
     let waiter = Waiter::new(&kube, release, &args.name.label, Interrupt::install()).seeded(seed);
-    let engine = Engine { waiter, options, wait: args.wait, timeout: args.timeout, listed };
+    let engine = Engine { waiter, options, wait: args.wait, timeout: args.timeout, listed, drain: drainer };
     let mut results: Vec<ChangeResult> = changes.into_iter().map(ChangeResult::new).collect();
     let quiet = args.output.is_some();
     let mut reporter = Text { out: &mut *out, dry_run: args.dry_run, quiet, progress: Progress::new(quiet) };
@@ -228,6 +236,38 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     }
     warnings.iter().for_each(|w| warn(w));
     outcome
+}
+
+/// The drainer of the scale-ins that drain (querynode, streamingnode), unless `--no-drain` (then a
+/// warning); an error, before anything is written, when Milvus cannot be asked.
+fn drainer<'a>(
+    kube: &'a Kube,
+    found: &release::Found,
+    changes: &[plan::PlannedChange],
+    no_drain: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Drainer<'a>>, Error> {
+    let draining: Vec<&plan::PlannedChange> =
+        changes.iter().filter(|c| c.to < c.from && drain::drains(&c.kind).is_some()).collect();
+    if draining.is_empty() {
+        return Ok(None);
+    }
+    if no_drain {
+        for c in draining {
+            warnings.push(format!(
+                "{}: scaling in without draining (--no-drain): Milvus is not asked to move a node's data before its pod stops; its collections may lose service until Milvus loads them again",
+                c.component
+            ));
+        }
+        return Ok(None);
+    }
+    Drainer::new(kube, &found.release, &found.inventory.pods).map(Some).map_err(|why| {
+        Error::Failed(format!(
+            "cannot scale {}: {why}. --no-drain scales in without asking Milvus to move the data first
+Nothing was changed.",
+            found.release.name
+        ))
+    })
 }
 
 /// The grace-period preflight of scale-ins ([`preflight`]): the refusal, or (overridden, or when the
@@ -261,7 +301,7 @@ async fn grace_check(
     }
     warnings.extend(shortfalls.iter().map(|s| {
         format!(
-            "{}: scaling in with {}: Kubernetes kills a removed node after {}s though it may need {}s to hand              its data over",
+            "{}: scaling in with {}: Kubernetes kills a removed node after {}s though it may need {}s to hand its data over",
             s.component,
             preflight::OVERRIDE_FLAG,
             s.grace_period_seconds,
@@ -344,7 +384,7 @@ impl Text<'_> {
             ),
             Event::Waiting { release, watched } => self.progress.show(release, watched),
             Event::WaitEnded => self.progress.finish(),
-            Event::Recorded { line } => writeln!(self.out, "{line}")?,
+            Event::Recorded { line } | Event::Drain { line } => writeln!(self.out, "{line}")?,
             Event::Ready { watched } => {
                 for w in watched {
                     writeln!(self.out, "{}: {} of {} replicas ready", w.component, w.target, w.target)?;
