@@ -313,9 +313,11 @@ impl<'a> Drainer<'a> {
         interrupt: &Interrupt,
     ) -> Result<(), String> {
         loop {
-            let (pods, nodes) =
-                futures::join!(self.pods(), self.proxy.get("/management/querycoord/node/list"));
-            let gone = !pods?.values().any(|p| *p == target.pod);
+            let api: Api<Pod> = Api::namespaced(self.kube.client.clone(), &self.namespace);
+            let (pod, nodes) =
+                futures::join!(api.get_opt(&target.pod), self.proxy.get("/management/querycoord/node/list"));
+            // Gone, not merely terminating: a terminating query node may still be handing data over.
+            let gone = pod.map_err(|e| format!("cannot read pod {}: {e}", target.pod))?.is_none();
             let stopping = match nodes {
                 Ok(list) => list["nodeInfos"]
                     .as_array()
