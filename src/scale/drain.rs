@@ -314,10 +314,11 @@ impl<'a> Drainer<'a> {
     ) -> Result<(), String> {
         loop {
             let api: Api<Pod> = Api::namespaced(self.kube.client.clone(), &self.namespace);
-            let (pod, nodes) =
-                futures::join!(api.get_opt(&target.pod), self.proxy.get("/management/querycoord/node/list"));
+            let this_pod = ListParams::default().fields(&format!("metadata.name={}", target.pod));
+            let (pods, nodes) =
+                futures::join!(api.list(&this_pod), self.proxy.get("/management/querycoord/node/list"));
             // Gone, not merely terminating: a terminating query node may still be handing data over.
-            let gone = pod.map_err(|e| format!("cannot read pod {}: {e}", target.pod))?.is_none();
+            let gone = pods.map_err(|e| format!("cannot list pods: {e}"))?.items.is_empty();
             let stopping = match nodes {
                 Ok(list) => list["nodeInfos"]
                     .as_array()
