@@ -283,3 +283,49 @@ fn without_drain_a_warning_says_milvus_is_not_asked() {
     assert!(out.stderr.contains("querynode: scaling in without draining (--no-drain)"), "{}", out.stderr);
     assert_eq!(deployment_replicas(&api, "default", QUERYNODE), 3);
 }
+
+#[test]
+fn an_operator_release_is_drained_stepping_the_milvus_object_one_replica_at_a_time() {
+    let milvus = FakeMilvus::new(MilvusVersion::V2_6).collection(450, "books", 1, 2, 6);
+    let mut docs = fixture_docs("operator/cluster.yaml");
+    for d in &mut docs {
+        if d["kind"] == "Milvus" {
+            d["spec"]["components"]["queryNode"]["replicas"] = json!(3);
+        }
+        if d["kind"] == "Deployment" {
+            d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(2_592_000);
+            if d["metadata"]["name"] == "my-release-milvus-querynode-0" {
+                d["spec"]["replicas"] = json!(3);
+            }
+        }
+    }
+    let api = TestApi::builder()
+        .age(AGE)
+        .fixture("operator/milvus-crd.yaml")
+        .objects(docs)
+        .operator_reconciler(true)
+        .milvus(&milvus)
+        .start();
+    api.clear_requests();
+    run(&api, &["scale", "my-release", "querynode=1", "--timeout", "60s"]).success();
+    // Each write to the Milvus object lowers it by one, after that step's suspend and mark.
+    let mut timed: Vec<(SystemTime, String)> = milvus
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/node/suspend"))
+        .map(|r| (r.received, "suspend".to_string()))
+        .collect();
+    for r in api.requests().into_iter().filter(|r| r.method == "PATCH") {
+        if r.path.starts_with("/api/v1/namespaces/default/pods/") {
+            timed.push((r.received, "mark".into()));
+        } else if r.path.ends_with("/milvuses/my-release") {
+            let to = r.body.as_ref().map(|b| b["spec"]["components"]["queryNode"]["replicas"].clone());
+            timed.push((r.received, format!("milvus {}", to.unwrap_or_default())));
+        }
+    }
+    timed.sort_by_key(|(t, _)| *t);
+    let order: Vec<&str> = timed.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(order, ["suspend", "mark", "milvus 2", "suspend", "mark", "milvus 1"]);
+    assert_eq!(milvus.query_nodes().len(), 1, "{:?}", milvus.query_nodes());
+    assert_eq!(milvus.not_fully_served(), Vec::<String>::new());
+}
