@@ -150,20 +150,28 @@ impl<'a> Drainer<'a> {
 
     /// The node the next step of `kind` would remove, as Milvus sees it now.
     pub async fn choose(&self, kind: NodeKind) -> Result<Target, String> {
+        self.choose_with_baseline(kind).await.map(|(target, _)| target)
+    }
+
+    /// The node to remove, and the collections already not fully served (the drain does not wait
+    /// for those: they were not served before it began).
+    async fn choose_with_baseline(&self, kind: NodeKind) -> Result<(Target, Vec<i64>), String> {
         let (_, serving) = self.serving(kind).await?;
+        let baseline: Vec<i64> = serving.not_fully_served().iter().map(|c| c.id).collect();
         let node = serving::choose_node(&serving, kind).ok_or_else(|| {
             format!(
                 "cannot drain before scaling in: Milvus reports no active {} matched to a pod",
                 kind.as_str()
             )
         })?;
-        Ok(Target {
+        let target = Target {
             kind,
             node_id: node.node_id,
             pod: node.pod.clone().unwrap_or_default(),
             segments: node.segments.unwrap_or(0),
             channels: node.channels.unwrap_or(0),
-        })
+        };
+        Ok((target, baseline))
     }
 
     async fn set_suspended(&self, target: &Target, on: bool) -> Result<(), MilvusHttpError> {
@@ -251,7 +259,7 @@ impl<'a> Drainer<'a> {
         interrupt: &Interrupt,
         say: &mut dyn FnMut(String),
     ) -> Result<Target, Stop> {
-        let target = self.choose(kind).await.map_err(Stop::Failed)?;
+        let (target, baseline) = self.choose_with_baseline(kind).await.map_err(Stop::Failed)?;
         let suspended = self.set_suspended(&target, true).await;
         if let Err(e) = suspended {
             return Err(Stop::Failed(milvus_error(&format!("suspending node {}", target.node_id), e)));
@@ -273,7 +281,9 @@ impl<'a> Drainer<'a> {
                     return Err(Stop::Failed(format!("{e}; {}", undo.join("; "))));
                 }
             };
-            let fully = served.as_ref().is_some_and(|(_, s)| s.not_fully_served().is_empty());
+            let fully = served
+                .as_ref()
+                .is_some_and(|(_, s)| s.not_fully_served().iter().all(|c| baseline.contains(&c.id)));
             if empty && fully {
                 break;
             }
@@ -282,8 +292,12 @@ impl<'a> Drainer<'a> {
                 return Err(Stop::Interrupted { target, undo });
             }
             if Instant::now() + POLL > deadline {
-                let losing =
-                    served.map(|(a, _)| serving::would_lose_service(&a, target.node_id)).unwrap_or_default();
+                let losing: Vec<i64> = served
+                    .map(|(a, _)| serving::would_lose_service(&a, target.node_id))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|c| !baseline.contains(c))
+                    .collect();
                 let undo = self.undo(&target, false).await;
                 return Err(Stop::TimedOut { target, losing, undo });
             }

@@ -329,3 +329,36 @@ fn an_operator_release_is_drained_stepping_the_milvus_object_one_replica_at_a_ti
     assert_eq!(milvus.query_nodes().len(), 1, "{:?}", milvus.query_nodes());
     assert_eq!(milvus.not_fully_served(), Vec::<String>::new());
 }
+
+#[test]
+fn a_streaming_node_is_drained_through_the_mixcoord() {
+    // The chart's one query node cannot serve films' second replica: that collection is not fully
+    // served before the drain begins, and the drain does not wait for it.
+    let milvus = milvus();
+    let mut docs = fixture_docs("helm/default.yaml");
+    for d in &mut docs {
+        if d["kind"] == "Deployment" && d["metadata"]["name"] == "my-release-milvus-streamingnode" {
+            d["spec"]["replicas"] = json!(2);
+            d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(1900);
+        }
+    }
+    let api = TestApi::builder().age(AGE).objects(docs).milvus(&milvus).start();
+    api.clear_requests();
+    let out = run(&api, &["scale", "my-release", "streamingnode=1", "--timeout", "60s"]).success();
+    let calls: Vec<(String, String, String)> = milvus
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" || r.path.contains("/streaming/nodes/distribution"))
+        .map(|r| (r.method.clone(), r.path.clone(), r.pod.clone()))
+        .collect();
+    let put = calls.iter().position(|(m, p, pod)| {
+        m == "PUT" && p == "/management/streaming/nodes/status" && pod.contains("mixcoord")
+    });
+    let put = put.unwrap_or_else(|| panic!("{calls:?}"));
+    assert!(calls[put..].iter().any(|(_, p, _)| p.ends_with("/streaming/nodes/distribution")), "{calls:?}");
+    assert!(out.stdout.contains("streamingnode: node "), "{}", out.stdout);
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-streamingnode"), 1);
+    let body = milvus.requests().into_iter().find(|r| r.method == "PUT").map(|r| r.body).unwrap_or_default();
+    assert!(body.contains("\"status\":\"suspended\""), "{body}");
+    assert_eq!(milvus.not_fully_served(), ["films"]);
+}
