@@ -352,7 +352,17 @@ impl Engine<'_> {
             expected = value;
             index += 1;
             if let (Some(drainer), Some(target)) = (&self.drain, &drained) {
-                drainer.finish(target, deadline, &self.waiter.interrupt).await.map_err(Error::Failed)?;
+                if let Err(why) = drainer.finish(target, deadline, &self.waiter.interrupt).await {
+                    if !self.waiter.interrupt.is_set() {
+                        return Err(Error::Failed(why));
+                    }
+                    let line = format!(
+                        "{}: pod {} was marked and the replicas lowered: Kubernetes is removing it (node {} stays suspended until it stops)",
+                        result.plan.component, target.pod, target.node_id
+                    );
+                    reporter.event(Event::Drain { line: &line });
+                    return Err(self.interrupted(None, std::slice::from_ref(result), reporter));
+                }
                 let line =
                     format!("{}: pod {} is gone and no node is stopping", result.plan.component, target.pod);
                 reporter.event(Event::Drain { line: &line });

@@ -18,7 +18,8 @@ use crate::scale::plan::PlannedChange;
 /// The flag that overrides the refusal (it names the risk).
 pub const OVERRIDE_FLAG: &str = "--allow-kill-before-drain";
 
-/// One component whose pods would be killed before their data moves.
+/// The grace-period check of one component's scale-in (short: its pods would be killed before their
+/// data moves).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GraceShortfall {
@@ -38,6 +39,38 @@ fn drains(kind: &ComponentKind) -> bool {
 /// The scale-ins in `changes` whose pods' grace period is shorter than the node's graceful-stop
 /// timeout. `config` None: the version's default timeout is assumed.
 pub fn grace_shortfalls(
+    release: &Release,
+    deployments: &[Deployment],
+    changes: &[PlannedChange],
+    config: Option<&MilvusConfig>,
+) -> Vec<GraceShortfall> {
+    grace_checks(release, deployments, changes, config).into_iter().filter(GraceShortfall::is_short).collect()
+}
+
+impl GraceShortfall {
+    /// Kubernetes would kill the node before its graceful stop ends.
+    pub fn is_short(&self) -> bool {
+        self.grace_period_seconds < self.graceful_stop.seconds
+    }
+
+    /// The preflight's verdict in words, for a dry run.
+    pub fn verdict(&self) -> String {
+        let key =
+            if self.graceful_stop.key == "default" { "Milvus's default" } else { &self.graceful_stop.key };
+        let outcome = if self.is_short() {
+            format!("refused without {OVERRIDE_FLAG}")
+        } else {
+            "a node has the time to hand its data over".to_string()
+        };
+        format!(
+            "{}: preflight: pods get {}s to stop, a node's graceful stop takes up to {}s ({key}): {outcome}",
+            self.component, self.grace_period_seconds, self.graceful_stop.seconds
+        )
+    }
+}
+
+/// The grace-period check of every scale-in of a component that drains.
+pub fn grace_checks(
     release: &Release,
     deployments: &[Deployment],
     changes: &[PlannedChange],
@@ -73,14 +106,12 @@ pub fn grace_shortfalls(
             seconds: crate::milvus::config::DEFAULT_GRACEFUL_STOP_SECS,
             key: "default".into(),
         });
-        if grace < stop.seconds {
-            out.push(GraceShortfall {
-                component: change.component.clone(),
-                grace_period_seconds: grace,
-                grace_period_set: set,
-                graceful_stop: stop,
-            });
-        }
+        out.push(GraceShortfall {
+            component: change.component.clone(),
+            grace_period_seconds: grace,
+            grace_period_set: set,
+            graceful_stop: stop,
+        });
     }
     out
 }

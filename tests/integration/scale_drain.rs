@@ -267,6 +267,14 @@ fn a_dry_run_shows_the_drain_plan_and_calls_nothing() {
         "{line}"
     );
     assert!(line.contains(" segments and ") && line.contains(" channels move"), "{line}");
+    // The preflight's verdict.
+    assert!(
+        out.stdout.contains(
+            "querynode: preflight: pods get 1900s to stop, a node's graceful stop takes up to 1800s (Milvus's default): a node has the time to hand its data over"
+        ),
+        "{}",
+        out.stdout
+    );
     assert!(milvus.requests().iter().all(|r| r.method == "GET"), "{:?}", milvus.requests());
     assert_eq!(mutating(&api), Vec::<RequestRecord>::new());
 }
@@ -275,9 +283,12 @@ fn a_dry_run_shows_the_drain_plan_and_calls_nothing() {
 fn without_drain_a_warning_says_milvus_is_not_asked() {
     let api = release(&milvus());
     api.set_pod_http_refused("my-release-milvus-proxy");
+    api.clear_requests();
     let out = run(&api, &["scale", "my-release", "querynode=3"]).failure(1);
     assert!(out.stderr.contains("cannot drain before scaling in"), "{}", out.stderr);
     assert!(out.stderr.contains("--no-drain scales in without asking Milvus"), "{}", out.stderr);
+    assert!(out.stderr.contains("Nothing was changed."), "{}", out.stderr);
+    assert_eq!(mutating(&api), Vec::<RequestRecord>::new());
     assert_eq!(deployment_replicas(&api, "default", QUERYNODE), 4);
     let out = run(&api, &["scale", "my-release", "querynode=3", "--no-drain"]).success();
     assert!(out.stderr.contains("querynode: scaling in without draining (--no-drain)"), "{}", out.stderr);

@@ -167,14 +167,16 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     let changes = plan::plan(&found.release, found.milvus_object(), &targets, options)
         .map_err(|refusals| Error::Failed(plan::refusal_message(&found.release.name, &refusals)))?;
     // Scale-ins whose pods would be killed before their data moves (refused unless overridden).
-    let grace_warnings = grace_check(&kube, &found, &changes, args.allow_kill_before_drain).await?;
+    let mut verdicts = Vec::new();
+    let grace_warnings =
+        grace_check(&kube, &found, &changes, args.allow_kill_before_drain, &mut verdicts).await?;
     // Owners that would undo or ignore the change: GitOps, a paused operator (refused unless overridden).
     let (mut owner_warnings, gitops) = owner_check(&found, &args, &changes, &helm_record)?;
     owner_warnings.extend(grace_warnings);
     // A dry run's diff is of each owner as this reading has it (the plan was made from the same read).
     let listed = Listed::owners(&found.inventory, &changes);
     // Scale-ins of query and streaming nodes drain each node through Milvus before removing it.
-    let drainer = drainer(&kube, &found, &changes, args.no_drain, &mut owner_warnings)?;
+    let drainer = drainer(&kube, &found, &changes, args.no_drain, &mut owner_warnings).await?;
     // The waits follow the release from the reading it was found in: it was made before any write.
     let seed = found.seed();
     let release = &found.release;
@@ -199,6 +201,11 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     };
     if args.output.is_none() {
         report::write_plan(out, release, &changes, args.dry_run)?;
+        if args.dry_run != DryRun::None {
+            for verdict in &verdicts {
+                writeln!(out, "{verdict}")?;
+            }
+        }
         if let Some(record) = &record {
             for line in record.plan_lines(&release.name) {
                 writeln!(out, "{line}")?;
@@ -240,7 +247,7 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
 
 /// The drainer of the scale-ins that drain (querynode, streamingnode), unless `--no-drain` (then a
 /// warning); an error, before anything is written, when Milvus cannot be asked.
-fn drainer<'a>(
+async fn drainer<'a>(
     kube: &'a Kube,
     found: &release::Found,
     changes: &[plan::PlannedChange],
@@ -261,13 +268,20 @@ fn drainer<'a>(
         }
         return Ok(None);
     }
-    Drainer::new(kube, &found.release, &found.inventory.pods).map(Some).map_err(|why| {
+    let refuse = |why: String| {
         Error::Failed(format!(
-            "cannot scale {}: {why}. --no-drain scales in without asking Milvus to move the data first
-Nothing was changed.",
+            "cannot scale {}: {why}. --no-drain scales in without asking Milvus to move the data first\nNothing was changed.",
             found.release.name
         ))
-    })
+    };
+    let drainer = Drainer::new(kube, &found.release, &found.inventory.pods).map_err(refuse)?;
+    // Milvus must answer, and know a node to remove, before anything is written (Helm's record included).
+    for c in draining {
+        if let Some(kind) = drain::drains(&c.kind) {
+            drainer.choose(kind).await.map_err(|why| refuse(format!("{}: {why}", c.component)))?;
+        }
+    }
+    Ok(Some(drainer))
 }
 
 /// The grace-period preflight of scale-ins ([`preflight`]): the refusal, or (overridden, or when the
@@ -277,6 +291,7 @@ async fn grace_check(
     found: &release::Found,
     changes: &[plan::PlannedChange],
     allow: bool,
+    verdicts: &mut Vec<String>,
 ) -> Result<Vec<String>, Error> {
     let release = &found.release;
     if !changes.iter().any(|c| c.to < c.from) {
@@ -290,8 +305,9 @@ async fn grace_check(
             None
         }
     };
-    let shortfalls =
-        preflight::grace_shortfalls(release, &found.inventory.deployments, changes, config.as_ref());
+    let checks = preflight::grace_checks(release, &found.inventory.deployments, changes, config.as_ref());
+    verdicts.extend(checks.iter().filter(|c| !c.is_short()).map(preflight::GraceShortfall::verdict));
+    let shortfalls: Vec<_> = checks.into_iter().filter(preflight::GraceShortfall::is_short).collect();
     let refusals: Vec<String> = shortfalls.iter().map(|s| preflight::refusal(release, s)).collect();
     if refusals.is_empty() {
         return Ok(warnings);
