@@ -194,3 +194,37 @@ fn a_milvus_that_does_not_answer_is_asked_once_per_route() {
     assert!(requests.iter().all(|r| r.status == 503), "{requests:?}");
     assert_eq!(requests.len(), 7, "no retries of a 503 through the proxy");
 }
+
+/// helm/default.yaml as a Milvus 2.5 release: image v2.5.24, no streaming node.
+fn release_2_5(milvus: &FakeMilvus) -> TestApi {
+    let mut docs = fixture_docs("helm/default.yaml");
+    docs.retain(|d| d["metadata"]["name"] != "my-release-milvus-streamingnode");
+    let text = serde_json::to_string(&docs)
+        .expect("json")
+        .replace("milvusdb/milvus:v2.6.15", "milvusdb/milvus:v2.5.24");
+    let docs: Vec<serde_json::Value> = serde_json::from_str(&text).expect("json");
+    TestApi::builder().age(AGE).objects(docs).replicas(QUERYNODE, 2).milvus(milvus).start()
+}
+
+#[test]
+fn a_2_5_release_is_read_from_its_leader_views_and_states() {
+    let milvus = FakeMilvus::new(MilvusVersion::V2_5).collection(450, "books", 1, 2, 6);
+    let api = release_2_5(&milvus);
+    api.clear_requests();
+    let json = run(&api, &["status", "my-release", "-o", "json"]).success().json();
+    assert_eq!(json["version"], "v2.5.24");
+    assert_eq!(json["milvus"]["collections"][0]["fullyServed"], true, "{}", json["milvus"]);
+    let states: Vec<&str> = json["milvus"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["state"].as_str())
+        .collect();
+    assert_eq!(states, ["Normal", "Normal"]);
+    assert_eq!(json["warnings"], serde_json::json!([]), "no streaming-node endpoint asked of a 2.5 release");
+    assert!(proxy_requests(&api).iter().all(|r| !r.path.contains("/management/streaming/")));
+    // A segment loaded nowhere makes the collection not fully served.
+    milvus.lose_segment(45002);
+    let out = run(&api, &["status", "my-release"]).success();
+    assert!(out.stdout.contains("Health:     Degraded (collection 450 not fully served)"), "{}", out.stdout);
+}
