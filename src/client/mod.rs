@@ -3,6 +3,8 @@
 pub mod flags;
 pub mod follow;
 mod logging;
+pub mod milvus_config;
+pub mod milvus_http;
 pub mod names;
 mod page;
 pub mod policy;

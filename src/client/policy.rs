@@ -7,6 +7,8 @@
 //! - Retries: only reads (GET, which is every get, list and watch), at most [`READ_ATTEMPTS`] times in
 //!   all, when the server answers 429, 503 or 504 (after its `Retry-After`, capped at
 //!   [`MAX_RETRY_AFTER`], else after a growing backoff), or when the connection closed before any reply.
+//!   Reads through a proxy subresource (`pods/…/proxy/…`) are never retried: a 503 there is a pod
+//!   that does not answer, not a busy API server.
 //!   A write is never sent twice: whether a write whose reply was lost happened is found out by reading
 //!   the object again (the scale engine does).
 
@@ -124,6 +126,11 @@ impl<Res> Policy<Request<Body>, Response<Res>, BoxError> for ReadRetry {
         if request.method() != Method::GET || self.attempts >= READ_ATTEMPTS {
             return None;
         }
+        // Through a proxy subresource a 503 is a pod that does not answer: asking again would only
+        // add load (Milvus reads have their own deadline and say what is not shown).
+        if super::milvus_http::is_proxy_path(request.uri().path()) {
+            return None;
+        }
         let delay = match result {
             Ok(response) if is_retryable_status(response.status()) => match retry_after(response) {
                 Some(asked) if asked > MAX_RETRY_AFTER => return None,
@@ -189,6 +196,15 @@ mod tests {
             assert!(policy.retry(&mut request, &mut answer(503, Some("0"))).is_some());
         }
         assert!(policy.retry(&mut request, &mut answer(503, Some("0"))).is_none(), "attempts are bounded");
+    }
+
+    #[test]
+    fn proxy_reads_are_not_retried_on_503() {
+        let mut policy = ReadRetry::new();
+        let mut request = Request::get("/api/v1/namespaces/ns/pods/p:9091/proxy/healthz")
+            .body(Body::empty())
+            .expect("a request");
+        assert!(policy.retry(&mut request, &mut answer(503, None)).is_none());
     }
 
     #[test]

@@ -271,6 +271,8 @@ pub enum DependencyKind {
     Kafka,
     Zookeeper,
     Woodpecker,
+    /// The text-embeddings inference service the chart adds with `tei.enabled`.
+    Tei,
 }
 
 impl DependencyKind {
@@ -283,14 +285,16 @@ impl DependencyKind {
             DependencyKind::Kafka => "kafka",
             DependencyKind::Zookeeper => "zookeeper",
             DependencyKind::Woodpecker => "woodpecker",
+            DependencyKind::Tei => "tei",
         }
     }
 
     /// Metadata store, object storage or message queue: Milvus stops working without it.
-    /// Every kind here is one of those (zookeeper backs kafka). Individual parts may still be
-    /// optional: see [`DependencyKind::is_essential_part`].
+    /// Every kind here is one of those (zookeeper backs kafka) except the text-embeddings service,
+    /// which only embedding functions need. Individual parts may still be optional: see
+    /// [`DependencyKind::is_essential_part`].
     pub fn is_essential(&self) -> bool {
-        true
+        !matches!(self, DependencyKind::Tei)
     }
 
     /// Whether a part of this dependency (the `component` label of a pulsar workload, e.g.

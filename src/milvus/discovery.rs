@@ -151,6 +151,7 @@ fn build_release(ctx: &Ctx<'_, '_>, key: ReleaseKey, b: Builder<'_>) -> Release 
         created,
         components: components.components,
         dependencies: dependencies.dependencies,
+        external_dependencies: Vec::new(),
         problems,
         health,
         health_reason,

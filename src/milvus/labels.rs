@@ -73,6 +73,7 @@ fn classify_dependency(
         (Some("kafka"), _) => single(DependencyKind::Kafka),
         (Some("zookeeper"), _) => single(DependencyKind::Zookeeper),
         (Some("woodpecker"), _) => single(DependencyKind::Woodpecker),
+        (Some("tei"), _) => single(DependencyKind::Tei),
         (_, Some(app @ ("pulsar" | "pulsarv3"))) => {
             let kind = if app == "pulsar" { DependencyKind::Pulsar } else { DependencyKind::PulsarV3 };
             let part = get(COMPONENT).filter(|p| !p.is_empty());

@@ -4,6 +4,7 @@
 //! API server) into [`Release`]s. No I/O, so it is tested directly against the fixtures.
 
 mod component;
+pub mod config;
 mod discovery;
 mod duration;
 mod health;
@@ -15,6 +16,7 @@ mod pod_labels;
 mod pods;
 mod problems;
 mod rows;
+pub mod serving;
 mod workload;
 
 pub use component::{ComponentKind, ComponentRole, DependencyKind, KINDS, KindInfo};
@@ -121,6 +123,10 @@ pub struct Release {
     pub created: Option<Timestamp>,
     pub components: Vec<Component>,
     pub dependencies: Vec<Dependency>,
+    /// Dependencies the release uses but does not run (external etcd, S3, Pulsar, Kafka), with their
+    /// endpoints from its configuration; filled in by `status` once the configuration is read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub external_dependencies: Vec<config::ExternalDependency>,
     /// Every pod of the release (components and dependencies) that is not healthy.
     pub problems: Vec<PodProblem>,
     pub health: Health,

@@ -37,6 +37,12 @@ pub struct MilvusSpec {
     pub mode: Option<String>,
     #[serde(default)]
     pub components: Components,
+    /// `spec.config`: Milvus configuration overrides (as `user.yaml` for the chart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+    /// `spec.dependencies`: etcd, storage, pulsar, kafka… (`external: true` with endpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependencies: Option<Value>,
 }
 
 /// `spec.components`: the shared settings and one entry per component key (`queryNode`, `mixCoord`…).

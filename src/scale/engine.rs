@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::drain::{self, Drainer, Stop};
 use super::helm_record::HelmRecord;
 use super::owner::{DryRun, Owner, is_conflict};
 use super::plan::{self, PlanOptions, PlannedChange};
@@ -95,6 +96,8 @@ pub enum Event<'a> {
     /// The run stopped midway (`interrupted` by Ctrl-C, else failed): what was applied, in words. After a
     /// failure the error the run ends with carries the same words.
     Failed { applied: &'a str, interrupted: bool },
+    /// A drained scale-in's progress (or, in a dry run, its plan), in words.
+    Drain { line: &'a str },
 }
 
 /// Renders the engine's events: text, progress bars, or nothing (structured output).
@@ -113,6 +116,9 @@ pub struct Engine<'a> {
     pub timeout: Duration,
     /// The owners as the plan's reading has them: a dry run diffs those instead of reading them again.
     pub listed: Listed,
+    /// Drains each query/streaming node through Milvus before the step that removes it (None: no
+    /// draining, `--no-drain` or no such scale-in). See [`drain`].
+    pub drain: Option<Drainer<'a>>,
 }
 
 /// Owner objects as a reading listed them (Deployments decoded whole, `Milvus` objects kept whole), by
@@ -207,6 +213,7 @@ impl Engine<'_> {
             result.diff = diff::unified(&live, &merged);
             reporter.event(Event::Diff { change: &result.plan, diff: &result.diff });
         }
+        self.drain_plan(results, reporter).await?;
         for result in results.iter().filter(|r| r.plan.is_change()) {
             reporter.event(Event::Written {
                 change: &result.plan,
@@ -319,7 +326,15 @@ impl Engine<'_> {
                 return Err(self.interrupted(None, std::slice::from_ref(result), reporter));
             }
             let value = result.plan.steps[index];
-            match self.write_step(result, expected, value, reporter).await {
+            // Drain hook: a scale-in step of a query/streaming node first moves the node's data off.
+            let drained = self.drain_before(result, expected, value, deadline, reporter).await?;
+            let written = self.write_step(result, expected, value, reporter).await;
+            if let (Err(_), Some(drainer), Some(target)) = (&written, &self.drain, &drained) {
+                for line in drainer.undo(target, true).await {
+                    reporter.event(Event::Drain { line: &line });
+                }
+            }
+            match written {
                 Ok(()) => {}
                 Err(StepError::Replanned { current }) => {
                     // Someone else changed the replicas: continue from what is there now.
@@ -336,6 +351,22 @@ impl Engine<'_> {
             result.status = ChangeStatus::Scaled;
             expected = value;
             index += 1;
+            if let (Some(drainer), Some(target)) = (&self.drain, &drained) {
+                if let Err(why) = drainer.finish(target, deadline, &self.waiter.interrupt).await {
+                    if !self.waiter.interrupt.is_set() {
+                        return Err(Error::Failed(why));
+                    }
+                    let line = format!(
+                        "{}: pod {} was marked and the replicas lowered: Kubernetes is removing it (node {} stays suspended until it stops)",
+                        result.plan.component, target.pod, target.node_id
+                    );
+                    reporter.event(Event::Drain { line: &line });
+                    return Err(self.interrupted(None, std::slice::from_ref(result), reporter));
+                }
+                let line =
+                    format!("{}: pod {} is gone and no node is stopping", result.plan.component, target.pod);
+                reporter.event(Event::Drain { line: &line });
+            }
             if index < result.plan.steps.len() {
                 let watched = [Watched {
                     component: result.plan.component.clone(),
@@ -357,6 +388,85 @@ impl Engine<'_> {
                     Outcome::Changed { watched, now } => return Err(self.changed_under(&watched, now).await),
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The drain hook before a step ([`drain`]): for a scale-in step of a component that drains, the
+    /// chosen node is suspended, emptied and its pod marked; `None` when there is nothing to drain.
+    async fn drain_before(
+        &self,
+        result: &mut ChangeResult,
+        expected: i32,
+        value: i32,
+        deadline: Instant,
+        reporter: &mut dyn Reporter,
+    ) -> Result<Option<drain::Target>, Error> {
+        let (Some(drainer), Some(kind)) = (&self.drain, drain::drains(&result.plan.kind)) else {
+            return Ok(None);
+        };
+        if value >= expected {
+            return Ok(None);
+        }
+        let mut lines = Vec::new();
+        let prepared =
+            drainer.prepare(kind, deadline, &self.waiter.interrupt, &mut |line| lines.push(line)).await;
+        for line in &lines {
+            reporter.event(Event::Drain { line });
+        }
+        let component = result.plan.component.clone();
+        match prepared {
+            Ok(target) => Ok(Some(target)),
+            Err(Stop::Failed(why)) => Err(Error::Failed(format!(
+                "{component}: {why}. --no-drain scales in without asking Milvus to move the data first"
+            ))),
+            Err(Stop::TimedOut { target, losing, undo }) => {
+                let losing = if losing.is_empty() {
+                    "no collection would have lost service, but Milvus did not report the move complete"
+                        .to_string()
+                } else {
+                    let ids: Vec<String> = losing.iter().map(i64::to_string).collect();
+                    format!("removing it would have taken service from collection {}", ids.join(", "))
+                };
+                Err(Error::Failed(format!(
+                    "{component}: node {} (pod {}) could not be emptied within {} (not enough room on the other nodes?): {losing}. Stopped before lowering the replicas: {}",
+                    target.node_id,
+                    target.pod,
+                    humantime::format_duration(self.timeout),
+                    undo.join(", ")
+                )))
+            }
+            Err(Stop::Interrupted { undo, .. }) => {
+                for line in &undo {
+                    reporter.event(Event::Drain { line });
+                }
+                Err(self.interrupted(None, std::slice::from_ref(result), reporter))
+            }
+        }
+    }
+
+    /// A dry run's drain plan: which node the first step of each drained scale-in removes, and how
+    /// much data moves.
+    async fn drain_plan(&self, results: &[ChangeResult], reporter: &mut dyn Reporter) -> Result<(), Error> {
+        let Some(drainer) = &self.drain else { return Ok(()) };
+        for r in results.iter().filter(|r| r.plan.to < r.plan.from) {
+            let Some(kind) = drain::drains(&r.plan.kind) else { continue };
+            let target = drainer.choose(kind).await.map_err(|why| {
+                Error::Failed(format!(
+                    "{}: {why}. --no-drain scales in without asking Milvus to move the data first",
+                    r.plan.component
+                ))
+            })?;
+            let line = format!(
+                "{}: drained, one node per step ({} steps): first node {} (pod {}): {} segments and {} channels move to the other nodes before its pod is marked and removed",
+                r.plan.component,
+                r.plan.steps.len(),
+                target.node_id,
+                target.pod,
+                target.segments,
+                target.channels
+            );
+            reporter.event(Event::Drain { line: &line });
         }
         Ok(())
     }

@@ -120,6 +120,7 @@ mod auth; // users, tokens and `Rules`
 mod backend; // the `ApiBackend` interface `TestApi` dispatches through
 mod controller; // pod behaviours and the simulated controllers (the real backend's kubelet uses them)
 mod fixtures; // fixture files and sources, rendered into objects
+mod milvus_fake; // a fake Milvus answering on the pods' port 9091
 mod pod_http; // what the pods answer over HTTP (the proxy subresources)
 mod resources; // the served resource types
 mod selector; // label and field selectors over stored objects
@@ -146,6 +147,7 @@ pub use controller::PodBehaviour;
 pub use faults::{Fault, FaultAction, Gate};
 pub use fixtures::{FIXTURE_RELEASE, MilvusStatus, decode_helm_release, fixtures_dir, parse_yaml_docs};
 pub use label_selector::Selector as LabelSelector;
+pub use milvus_fake::{FakeMilvus, MilvusRequest, MilvusVersion};
 pub use pod_http::{DEFAULT_PORT as POD_HTTP_PORT, HttpReply};
 pub use proxy::ConnectionRecord;
 pub use resources::ResKey;
@@ -530,6 +532,14 @@ impl TestApiBuilder {
     /// Like [`pod_http`](Self::pod_http) on another port (the pods then listen on it, Ready or not).
     pub fn pod_http_on(self, target: &str, port: u16, path: &str, reply: HttpReply) -> Self {
         self.http.reply(target, port, path, reply);
+        self
+    }
+
+    /// A fake Milvus answers on the Milvus pods' port [`POD_HTTP_PORT`] (after the
+    /// [`pod_http`](Self::pod_http) rules, which still win for their paths); keep a clone of `milvus`
+    /// to change it and read its request log during the test.
+    pub fn milvus(self, milvus: &FakeMilvus) -> Self {
+        self.http.set_handler(std::sync::Arc::new(milvus.clone()));
         self
     }
 

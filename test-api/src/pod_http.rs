@@ -79,10 +79,56 @@ pub(crate) struct PodInfo {
     pub ready: bool,
 }
 
-/// The rules, changeable at run time.
-#[derive(Debug, Default)]
+/// One HTTP request to a pod, as it arrived (through the API server's proxy or directly).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PodRequest<'a> {
+    pub method: &'a str,
+    /// Path without the query.
+    pub path: &'a str,
+    /// The decoded query parameters, in order.
+    pub query: &'a [(String, String)],
+    /// The request's `Content-Type` (empty when none).
+    pub content_type: &'a str,
+    pub body: &'a [u8],
+}
+
+impl<'a> PodRequest<'a> {
+    /// A query parameter.
+    pub(crate) fn param(&self, key: &str) -> Option<&'a str> {
+        self.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// A GET without query, type or body.
+    #[cfg(test)]
+    pub(crate) fn get(path: &'a str) -> Self {
+        PodRequest { method: "GET", path, query: &[], content_type: "", body: &[] }
+    }
+}
+
+/// A pod as a stateful handler sees it: who it is and its IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PodSeen {
+    pub info: PodInfo,
+    pub ip: String,
+}
+
+/// Answers requests with state of its own (the fake Milvus); consulted after the rules and before
+/// the defaults. `pods` are the pods that exist now, with their IPs (on the request's namespace).
+pub(crate) trait Handler: Send + Sync {
+    fn handle(&self, me: &PodSeen, port: u16, req: &PodRequest<'_>, pods: &[PodSeen]) -> Option<HttpReply>;
+}
+
+/// The rules, changeable at run time, and the stateful handler.
+#[derive(Default)]
 pub(crate) struct PodHttp {
     rules: Mutex<Vec<Rule>>,
+    handler: Mutex<Option<std::sync::Arc<dyn Handler>>>,
+}
+
+impl std::fmt::Debug for PodHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodHttp").field("rules", &self.rules().len()).finish()
+    }
 }
 
 fn names(target: &str, ns: &str, name: &str) -> bool {
@@ -130,18 +176,48 @@ impl PodHttp {
         candidates.into_iter().filter(|p| self.listens(pod, *p)).collect()
     }
 
-    /// The answer of `pod` to a GET of `path` (without the query) on `port`.
-    pub(crate) fn answer(&self, pod: &PodInfo, port: u16, path: &str) -> HttpReply {
-        let rules = self.rules();
-        let found = rules.iter().rev().find(|r| {
-            Self::applies(r, pod, port)
-                && r.path.as_deref() == Some(path)
-                && matches!(r.answer, Answer::Reply(_))
-        });
-        match found.map(|r| &r.answer) {
-            Some(Answer::Reply(reply)) => reply.clone(),
-            _ if port == DEFAULT_PORT && path == "/healthz" && pod.ready => HttpReply::ok(),
-            _ => HttpReply::not_found(),
+    /// Set the stateful handler (replacing any).
+    pub(crate) fn set_handler(&self, handler: std::sync::Arc<dyn Handler>) {
+        *self.handler.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handler);
+    }
+
+    /// The answer of `pod` (at `ip`) to `req` on `port`: a rule for the path, else the handler's
+    /// answer, else the defaults. `pods` lists the pods a handler may need.
+    pub(crate) fn answer(
+        &self,
+        pod: &PodInfo,
+        ip: &str,
+        port: u16,
+        req: &PodRequest<'_>,
+        pods: impl FnOnce() -> Vec<PodSeen>,
+    ) -> HttpReply {
+        let path = req.path;
+        let found = {
+            let rules = self.rules();
+            rules
+                .iter()
+                .rev()
+                .find(|r| {
+                    Self::applies(r, pod, port)
+                        && r.path.as_deref() == Some(path)
+                        && matches!(r.answer, Answer::Reply(_))
+                })
+                .map(|r| r.answer.clone())
+        };
+        if let Some(Answer::Reply(reply)) = found {
+            return reply;
+        }
+        let handler = self.handler.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some(handler) = handler {
+            let me = PodSeen { info: pod.clone(), ip: ip.to_string() };
+            if let Some(reply) = handler.handle(&me, port, req, &pods()) {
+                return reply;
+            }
+        }
+        if port == DEFAULT_PORT && path == "/healthz" && pod.ready {
+            HttpReply::ok()
+        } else {
+            HttpReply::not_found()
         }
     }
 }
@@ -160,13 +236,16 @@ mod tests {
         let a = pod("qn-abc", "qn", true);
         let b = pod("qn-def", "qn", true);
         let down = pod("dn-x", "dn", false);
-        assert_eq!(http.answer(&a, DEFAULT_PORT, "/healthz"), HttpReply::ok());
-        assert_eq!(http.answer(&a, DEFAULT_PORT, "/other"), HttpReply::not_found());
+        let answer = |p: &PodInfo, path: &str| {
+            http.answer(p, "10.0.0.1", DEFAULT_PORT, &PodRequest::get(path), Vec::new)
+        };
+        assert_eq!(answer(&a, "/healthz"), HttpReply::ok());
+        assert_eq!(answer(&a, "/other"), HttpReply::not_found());
         assert!(http.listens(&a, DEFAULT_PORT) && !http.listens(&down, DEFAULT_PORT));
         http.reply("qn", DEFAULT_PORT, "/x", HttpReply::text(200, "workload"));
         http.reply("default/qn-def", DEFAULT_PORT, "/x", HttpReply::text(200, "pod"));
-        assert_eq!(http.answer(&a, DEFAULT_PORT, "/x").body, b"workload");
-        assert_eq!(http.answer(&b, DEFAULT_PORT, "/x").body, b"pod");
+        assert_eq!(answer(&a, "/x").body, b"workload");
+        assert_eq!(answer(&b, "/x").body, b"pod");
         http.refuse("qn-abc", DEFAULT_PORT);
         assert!(!http.listens(&a, DEFAULT_PORT) && http.listens(&b, DEFAULT_PORT));
         http.reply("dn", 8080, "/", HttpReply::ok());

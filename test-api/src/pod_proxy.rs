@@ -7,7 +7,7 @@
 //! derived from the Service's selector and the pods (the first ready address is used; the real
 //! server picks one at random).
 
-use crate::pod_http::{HttpReply, PodHttp, PodInfo};
+use crate::pod_http::{HttpReply, PodHttp, PodInfo, PodRequest, PodSeen};
 use crate::resources::{ResKey, ResourceType};
 use crate::status::ApiError;
 use crate::store::Store;
@@ -77,7 +77,16 @@ fn info(store: &Store, pod: &Value) -> PodInfo {
     }
 }
 
+/// The pods of `ns` that have an IP, for a stateful handler.
+fn pods_seen(store: &Store, ns: &str) -> Vec<PodSeen> {
+    store
+        .list(&ResKey::new("", "pods"), Some(ns), None)
+        .filter_map(|p| Some(PodSeen { info: info(store, p), ip: pod_ip(p)?.to_string() }))
+        .collect()
+}
+
 /// What a connection to `ip:port` of `pod` gets, as the real server reports it.
+#[allow(clippy::too_many_arguments)]
 fn reach(
     http: &PodHttp,
     store: &Store,
@@ -86,6 +95,7 @@ fn reach(
     scheme: &str,
     port: &str,
     path: &str,
+    req: &PodRequest<'_>,
 ) -> ProxyResult {
     let port_n: u16 = match port {
         "" if scheme == "https" => 443,
@@ -105,7 +115,8 @@ fn reach(
             "error trying to reach service: tls: first record does not look like a TLS handshake".into(),
         ));
     }
-    Ok(http.answer(&info, port_n, path))
+    let req = PodRequest { path, ..*req };
+    Ok(http.answer(&info, ip, port_n, &req, || pods_seen(store, &info.namespace)))
 }
 
 /// Answer a parsed proxy request.
@@ -114,6 +125,7 @@ pub(crate) fn answer(
     store: &Store,
     types: &[ResourceType],
     (ns, kind, id, path): (&str, &str, &str, String),
+    req: &PodRequest<'_>,
 ) -> ProxyResult {
     let rt = |plural: &str| types.iter().find(|t| t.group.is_empty() && t.plural == plural).cloned();
     if kind == "pods" {
@@ -136,7 +148,7 @@ pub(crate) fn answer(
         let Some(ip) = pod_ip(pod) else {
             return Err(ApiError::bad_request("address not allowed"));
         };
-        return reach(http, store, pod, ip, scheme, &port, &path);
+        return reach(http, store, pod, ip, scheme, &port, &path, req);
     }
     let Some((scheme, name, port)) = split_id(id) else {
         return Err(ApiError::bad_request(format!("invalid service request {id:?}")));
@@ -194,7 +206,7 @@ pub(crate) fn answer(
         let ready = pods.iter().filter(|p| publish_not_ready || is_ready(p));
         for pod in ready {
             if let (Some(tp), Some(ip)) = (target_port(sp, pod), pod_ip(pod)) {
-                return reach(http, store, pod, ip, scheme, &tp.to_string(), &path);
+                return reach(http, store, pod, ip, scheme, &tp.to_string(), &path, req);
             }
         }
     }

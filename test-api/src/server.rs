@@ -352,7 +352,14 @@ fn proxy_request(shared: &Arc<Shared>, ctx: &Ctx) -> Option<(Option<String>, Res
             Err(ApiError::forbidden(rt, Some("proxy"), Some(name), &ctx.user, verb, Some(ns))),
         ));
     }
-    let result = crate::pod_proxy::answer(&st.http, &st.store, &types, parsed);
+    let req = crate::pod_http::PodRequest {
+        method: &ctx.method,
+        path: "",
+        query: &ctx.query,
+        content_type: &ctx.content_type,
+        body: &ctx.body,
+    };
+    let result = crate::pod_proxy::answer(&st.http, &st.store, &types, parsed, &req);
     Some((Some(verb.into()), result.map(Reply::Pod)))
 }
 

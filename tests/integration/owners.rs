@@ -200,7 +200,7 @@ fn owners_argocd_ignore_gitops_scales_with_a_warning() {
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 2);
     // -o json carries the warning.
     let json =
-        run(&api, &["scale", "my-release", "querynode=1", "--ignore-gitops", "-o", "json"]).success().json();
+        run(&api, &["scale", "my-release", "datanode=2", "--ignore-gitops", "-o", "json"]).success().json();
     let warnings = json["warnings"].to_string();
     assert!(warnings.contains("--ignore-gitops"), "{warnings}");
 }

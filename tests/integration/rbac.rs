@@ -113,6 +113,83 @@ fn each_rule_removed_is_named_in_the_message() {
 }
 
 #[test]
+fn without_pods_proxy_status_warns_that_milvus_own_view_is_not_shown() {
+    for role in ["kubectl-milvus-viewer", "kubectl-milvus-scaler"] {
+        let api = api_with(role_rules(role, Some("pods/proxy")));
+        let out = as_viewer(&api, &["status", "my-release"]).success();
+        assert!(
+            out.stdout.contains("not shown: not allowed to get pods/proxy in namespace default"),
+            "{role}: {}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("Components"), "{role}: {}", out.stdout);
+        // With the rule, Milvus is asked (here nothing answers its routes, which the warning says).
+        let api = api_with(role_rules(role, None));
+        let out = as_viewer(&api, &["status", "my-release"]).success();
+        assert!(out.stdout.contains("answers none of Milvus's HTTP routes"), "{role}: {}", out.stdout);
+    }
+}
+
+#[test]
+fn without_configmaps_status_warns_that_the_configuration_is_not_read() {
+    for role in ["kubectl-milvus-viewer", "kubectl-milvus-scaler"] {
+        let api = api_with(role_rules(role, Some("configmaps")));
+        let out = as_viewer(&api, &["status", "my-release"]).success();
+        assert!(
+            out.stdout.contains(
+                "cannot get configmaps in the namespace \"default\": the release's Milvus configuration"
+            ),
+            "{role}: {}",
+            out.stdout
+        );
+        let api = api_with(role_rules(role, None));
+        let out = as_viewer(&api, &["status", "my-release"]).success();
+        assert!(!out.stdout.contains("configmaps"), "{role}: {}", out.stdout);
+    }
+}
+
+/// A release with 3 query nodes whose pods have time to drain, a fake Milvus, and the scaler role
+/// without `skip`.
+fn drainable(skip: Option<&str>) -> (TestApi, FakeMilvus) {
+    let milvus = FakeMilvus::new(MilvusVersion::V2_6).collection(450, "books", 1, 2, 6);
+    let mut docs = fixture_docs("helm/default.yaml");
+    for d in &mut docs {
+        if d["kind"] == "Deployment" && d["metadata"]["name"] == "my-release-milvus-querynode" {
+            d["spec"]["replicas"] = serde_json::json!(3);
+            d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = serde_json::json!(1900);
+        }
+    }
+    let api = TestApi::builder()
+        .age(AGE)
+        .objects(docs)
+        .milvus(&milvus)
+        .user("milvus-viewer", role_rules("kubectl-milvus-scaler", skip))
+        .start();
+    (api, milvus)
+}
+
+#[test]
+fn the_scaler_role_is_enough_for_a_drained_scale_in_and_each_rule_removed_is_named() {
+    let (api, milvus) = drainable(None);
+    as_viewer(&api, &["scale", "my-release", "querynode=2", "--timeout", "60s"]).success();
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 2);
+    assert!(milvus.requests().iter().any(|r| r.path.ends_with("/node/suspend")));
+
+    let (api, milvus) = drainable(Some("create pods/proxy"));
+    let out = as_viewer(&api, &["scale", "my-release", "querynode=2", "--timeout", "60s"]).failure(1);
+    assert!(out.stderr.contains("not allowed to create pods/proxy in namespace default"), "{}", out.stderr);
+    assert!(milvus.requests().iter().all(|r| r.method == "GET"));
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 3);
+
+    let (api, milvus) = drainable(Some("patch pods"));
+    let out = as_viewer(&api, &["scale", "my-release", "querynode=2", "--timeout", "60s"]).failure(1);
+    assert!(out.stderr.contains("cannot mark pod"), "{}", out.stderr);
+    assert!(out.stderr.contains("resumed"), "{}", out.stderr);
+    assert!(milvus.query_nodes().iter().all(|(_, _, state)| state == "active"));
+    assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 3);
+}
+
+#[test]
 fn the_scaler_role_is_enough_to_scale_helm_and_operator_releases() {
     let api = api_with(role_rules("kubectl-milvus-scaler", None));
     let helm =

@@ -415,7 +415,17 @@ fn zero_needs_an_explicit_flag() {
     let api = helm_with(2, 1);
     run(&api, &["scale", "my-release", "querynode=0"]).failure(1);
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 2);
-    run(&api, &["scale", "my-release", "querynode=0", "--allow-zero", "--step", "0"]).success();
+    let args = [
+        "scale",
+        "my-release",
+        "querynode=0",
+        "--allow-zero",
+        "--step",
+        "0",
+        "--allow-kill-before-drain",
+        "--no-drain",
+    ];
+    run(&api, &args).success();
     assert_eq!(deployment_replicas(&api, "default", "my-release-milvus-querynode"), 0);
 }
 

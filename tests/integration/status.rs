@@ -231,7 +231,17 @@ fn status_makes_one_concurrent_list_per_kind_in_the_namespace() {
     let api = three_releases();
     api.clear_requests();
     run(&api, &["status", "search", "-n", "prod"]).success();
-    let requests = api.requests();
+    // Milvus's own view is asked through the proxy subresource (tests/integration/serving.rs).
+    // And the release's Milvus configuration with one GET of the chart's ConfigMap.
+    let all = api.requests();
+    let configmaps: Vec<String> = all
+        .iter()
+        .filter(|r| r.path.contains("/configmaps"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(configmaps, ["GET /api/v1/namespaces/prod/configmaps/search-milvus"]);
+    let requests: Vec<RequestRecord> =
+        all.into_iter().filter(|r| !r.path.contains("/proxy/") && !r.path.contains("/configmaps")).collect();
     assert_eq!(
         request_lines(&requests),
         [
@@ -274,12 +284,14 @@ fn problems_while_reading_are_reported_at_the_end_not_fatal() {
             .message("horizontalpodautoscalers.autoscaling is forbidden: User \"admin\" cannot list resource \"horizontalpodautoscalers\" in API group \"autoscaling\" in the namespace \"prod\""),
     );
     let out = run(&api, &["status", "search", "-n", "prod"]).success();
-    let tail: Vec<&str> = out.stdout.lines().rev().take(2).collect();
-    assert_eq!(tail[1], "Warnings");
-    assert!(tail[0].contains("cannot list horizontalpodautoscalers.autoscaling in the namespace \"prod\": autoscaler bounds are not shown"), "{}", tail[0]);
+    // The last warning is about Milvus's own view (no fake Milvus answers here).
+    let tail: Vec<&str> = out.stdout.lines().rev().take(3).collect();
+    assert_eq!(tail[2], "Warnings");
+    assert!(tail[0].contains("Milvus's own view"), "{}", tail[0]);
+    assert!(tail[1].contains("cannot list horizontalpodautoscalers.autoscaling in the namespace \"prod\": autoscaler bounds are not shown"), "{}", tail[1]);
     assert!(!out.stdout.contains("HPA"), "no HPA column without HPAs:\n{}", out.stdout);
     let json = run(&api, &["status", "search", "-n", "prod", "-o", "json"]).success().json();
-    assert_eq!(json["warnings"].as_array().map(Vec::len), Some(1));
+    assert_eq!(json["warnings"].as_array().map(Vec::len), Some(2));
 }
 
 #[test]

@@ -6,7 +6,9 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-pub use milvus_test_api::{Backend, Fault, MilvusStatus, PodBehaviour, RequestRecord, Rules, TestApi};
+pub use milvus_test_api::{
+    Backend, FakeMilvus, Fault, MilvusStatus, MilvusVersion, PodBehaviour, RequestRecord, Rules, TestApi,
+};
 use serde_json::Value;
 
 /// The backend the tests run against: `MILVUS_TEST_BACKEND=kube-apiserver` selects a real API server

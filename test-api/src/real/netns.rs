@@ -10,7 +10,7 @@
 //! namespace, which takes the veth pair with it; namespaces of test processes that are gone (a
 //! SIGKILLed test) are deleted when the next network is created.
 
-use crate::pod_http::{HttpReply, PodHttp, PodInfo};
+use crate::pod_http::{HttpReply, PodHttp, PodInfo, PodRequest, PodSeen};
 use axum::body::Body;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -389,17 +389,19 @@ async fn serve(l: tokio::net::TcpListener, alloc: Arc<Mutex<Alloc>>, http: Arc<P
                 let (alloc, http) = (alloc.clone(), http.clone());
                 conns.spawn(async move {
                     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let reply = match local {
-                            Some(SocketAddr::V4(a)) => {
-                                let pod = lock(&alloc).pods.get(a.ip()).cloned();
-                                match pod {
-                                    Some(pod) => http.answer(&pod, a.port(), req.uri().path()),
-                                    None => HttpReply::not_found(),
-                                }
-                            }
-                            _ => HttpReply::not_found(),
-                        };
-                        async move { to_response(reply) }
+                        let (alloc, http) = (alloc.clone(), http.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = http_body_util::BodyExt::collect(body)
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let reply = match local {
+                                Some(SocketAddr::V4(a)) => answer_on(&alloc, &http, a, &parts, &body),
+                                _ => HttpReply::not_found(),
+                            };
+                            to_response(reply)
+                        }
                     });
                     let io = hyper_util::rt::TokioIo::new(stream);
                     let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
@@ -408,6 +410,39 @@ async fn serve(l: tokio::net::TcpListener, alloc: Arc<Mutex<Alloc>>, http: Arc<P
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
+}
+
+/// The answer of the pod at `addr` to a request.
+fn answer_on(
+    alloc: &Mutex<Alloc>,
+    http: &PodHttp,
+    addr: SocketAddrV4,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> HttpReply {
+    let pod = lock(alloc).pods.get(addr.ip()).cloned();
+    let Some(pod) = pod else {
+        return HttpReply::not_found();
+    };
+    let query = crate::util::parse_query(parts.uri.query());
+    let content_type =
+        parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let req = PodRequest {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: &query,
+        content_type,
+        body,
+    };
+    let seen = || {
+        lock(alloc)
+            .pods
+            .iter()
+            .filter(|(_, p)| p.namespace == pod.namespace)
+            .map(|(ip, p)| PodSeen { info: p.clone(), ip: ip.to_string() })
+            .collect()
+    };
+    http.answer(&pod, &addr.ip().to_string(), addr.port(), &req, seen)
 }
 
 fn to_response(reply: HttpReply) -> Result<hyper::Response<Body>, std::convert::Infallible> {

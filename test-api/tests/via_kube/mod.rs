@@ -20,6 +20,11 @@ impl Reply {
 
 /// A GET as the admin user of the generated kubeconfig, without kube-rs's retries of a 503.
 pub fn get(api: &TestApi, path: &str) -> Reply {
+    send(api, "GET", path, None, Vec::new())
+}
+
+/// Any request as the admin user, with a `Content-Type` when given.
+pub fn send(api: &TestApi, method: &str, path: &str, content_type: Option<&str>, body: Vec<u8>) -> Reply {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let kc = kube::config::Kubeconfig::read_from(api.kubeconfig_path()).expect("kubeconfig");
@@ -28,11 +33,11 @@ pub fn get(api: &TestApi, path: &str) -> Reply {
             .expect("config");
         cfg.default_retry = false;
         let client = kube::Client::try_from(cfg).expect("client");
-        let req = http::Request::builder()
-            .uri(path)
-            .header("Accept", "application/json")
-            .body(kube::client::Body::from(Vec::new()))
-            .expect("request");
+        let mut req = http::Request::builder().method(method).uri(path).header("Accept", "application/json");
+        if let Some(t) = content_type {
+            req = req.header("Content-Type", t);
+        }
+        let req = req.body(kube::client::Body::from(body)).expect("request");
         let resp = client.send(req).await.expect("send");
         let code = resp.status().as_u16();
         let content_type =

@@ -4,16 +4,18 @@
 use std::io::Write;
 use std::time::Duration;
 
-use kubectl_milvus::client::{Kube, KubeFlags, names};
+use kubectl_milvus::client::{Kube, KubeFlags, milvus_config, names};
 use kubectl_milvus::error::Error;
 use kubectl_milvus::milvus::{ManagedBy, owners};
 use kubectl_milvus::output::progress::Progress;
 use kubectl_milvus::output::{self, Cell, Structured, Table, color::Tone, diff};
 use kubectl_milvus::release;
+use kubectl_milvus::scale::drain::{self, Drainer};
 use kubectl_milvus::scale::engine::{ChangeResult, Engine, Event, Listed, Reporter};
 use kubectl_milvus::scale::helm_record::{self, HelmRecord};
 use kubectl_milvus::scale::owner::DryRun;
 use kubectl_milvus::scale::plan::{self, PlanOptions};
+use kubectl_milvus::scale::preflight;
 use kubectl_milvus::scale::report::{self, HelmNote, ScaleResult};
 use kubectl_milvus::scale::target;
 use kubectl_milvus::scale::wait::{self, Interrupt, Waiter};
@@ -132,6 +134,16 @@ pub struct Args {
     /// paused, manual mode): nothing changes until that ends, and then the change applies at once.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_paused: bool,
+
+    /// Scale in querynode or streamingnode although their pods' terminationGracePeriodSeconds is shorter
+    /// than Milvus's graceful-stop timeout: Kubernetes may kill a node before its data has moved.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_kill_before_drain: bool,
+
+    /// Scale in querynode or streamingnode without asking Milvus to move each node's data off first
+    /// (for a Milvus that cannot be reached through the API server's proxy).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_drain: bool,
 }
 
 /// `--timeout`: a duration, never negative (a negative one is refused, not taken for a flag).
@@ -173,10 +185,17 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         PlanOptions { allow_zero: args.allow_zero, step: i32::try_from(args.step).unwrap_or(i32::MAX) };
     let changes = plan::plan(&found.release, found.milvus_object(), &targets, options)
         .map_err(|refusals| Error::Failed(plan::refusal_message(&found.release.name, &refusals)))?;
+    // Scale-ins whose pods would be killed before their data moves (refused unless overridden).
+    let mut verdicts = Vec::new();
+    let grace_warnings =
+        grace_check(&kube, &found, &changes, args.allow_kill_before_drain, &mut verdicts).await?;
     // Owners that would undo or ignore the change: GitOps, a paused operator (refused unless overridden).
-    let (owner_warnings, gitops) = owner_check(&found, &args, &changes, &helm_record)?;
+    let (mut owner_warnings, gitops) = owner_check(&found, &args, &changes, &helm_record)?;
+    owner_warnings.extend(grace_warnings);
     // A dry run's diff is of each owner as this reading has it (the plan was made from the same read).
     let listed = Listed::owners(&found.inventory, &changes);
+    // Scale-ins of query and streaming nodes drain each node through Milvus before removing it.
+    let drainer = drainer(&kube, &found, &changes, args.no_drain, &mut owner_warnings).await?;
     // The waits follow the release from the reading it was found in: it was made before any write.
     let seed = found.seed();
     let release = &found.release;
@@ -201,6 +220,11 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     };
     if args.output.is_none() {
         report::write_plan(out, release, &changes, args.dry_run)?;
+        if args.dry_run != DryRun::None {
+            for verdict in &verdicts {
+                writeln!(out, "{verdict}")?;
+            }
+        }
         if let Some(record) = &record {
             for line in record.plan_lines(&release.name) {
                 writeln!(out, "{line}")?;
@@ -210,7 +234,7 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     }
 
     let waiter = Waiter::new(&kube, release, &args.name.label, Interrupt::install()).seeded(seed);
-    let engine = Engine { waiter, options, wait: args.wait, timeout: args.timeout, listed };
+    let engine = Engine { waiter, options, wait: args.wait, timeout: args.timeout, listed, drain: drainer };
     let mut results: Vec<ChangeResult> = changes.into_iter().map(ChangeResult::new).collect();
     let quiet = args.output.is_some();
     let mut reporter = Text { out: &mut *out, dry_run: args.dry_run, quiet, progress: Progress::new(quiet) };
@@ -238,6 +262,88 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     }
     warnings.iter().for_each(|w| warn(w));
     outcome
+}
+
+/// The drainer of the scale-ins that drain (querynode, streamingnode), unless `--no-drain` (then a
+/// warning); an error, before anything is written, when Milvus cannot be asked.
+async fn drainer<'a>(
+    kube: &'a Kube,
+    found: &release::Found,
+    changes: &[plan::PlannedChange],
+    no_drain: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Drainer<'a>>, Error> {
+    let draining: Vec<&plan::PlannedChange> =
+        changes.iter().filter(|c| c.to < c.from && drain::drains(&c.kind).is_some()).collect();
+    if draining.is_empty() {
+        return Ok(None);
+    }
+    if no_drain {
+        for c in draining {
+            warnings.push(format!(
+                "{}: scaling in without draining (--no-drain): Milvus is not asked to move a node's data before its pod stops; its collections may lose service until Milvus loads them again",
+                c.component
+            ));
+        }
+        return Ok(None);
+    }
+    let refuse = |why: String| {
+        Error::Failed(format!(
+            "cannot scale {}: {why}. --no-drain scales in without asking Milvus to move the data first\nNothing was changed.",
+            found.release.name
+        ))
+    };
+    let drainer = Drainer::new(kube, &found.release, &found.inventory.pods).map_err(refuse)?;
+    // Milvus must answer, and know a node to remove, before anything is written (Helm's record included).
+    for c in draining {
+        if let Some(kind) = drain::drains(&c.kind) {
+            drainer.choose(kind).await.map_err(|why| refuse(format!("{}: {why}", c.component)))?;
+        }
+    }
+    Ok(Some(drainer))
+}
+
+/// The grace-period preflight of scale-ins ([`preflight`]): the refusal, or (overridden, or when the
+/// configuration could not be read and the default was assumed) warnings.
+async fn grace_check(
+    kube: &Kube,
+    found: &release::Found,
+    changes: &[plan::PlannedChange],
+    allow: bool,
+    verdicts: &mut Vec<String>,
+) -> Result<Vec<String>, Error> {
+    let release = &found.release;
+    if !changes.iter().any(|c| c.to < c.from) {
+        return Ok(Vec::new());
+    }
+    let mut warnings = Vec::new();
+    let config = match milvus_config::read(kube, release, found.milvus_object()).await {
+        Ok(config) => config,
+        Err(why) => {
+            warnings.push(format!("{why}: Milvus's default graceful-stop timeout is assumed"));
+            None
+        }
+    };
+    let checks = preflight::grace_checks(release, &found.inventory.deployments, changes, config.as_ref());
+    verdicts.extend(checks.iter().filter(|c| !c.is_short()).map(preflight::GraceShortfall::verdict));
+    let shortfalls: Vec<_> = checks.into_iter().filter(preflight::GraceShortfall::is_short).collect();
+    let refusals: Vec<String> = shortfalls.iter().map(|s| preflight::refusal(release, s)).collect();
+    if refusals.is_empty() {
+        return Ok(warnings);
+    }
+    if !allow {
+        return Err(Error::Failed(plan::refusal_message(&release.name, &refusals)));
+    }
+    warnings.extend(shortfalls.iter().map(|s| {
+        format!(
+            "{}: scaling in with {}: Kubernetes kills a removed node after {}s though it may need {}s to hand its data over",
+            s.component,
+            preflight::OVERRIDE_FLAG,
+            s.grace_period_seconds,
+            s.graceful_stop.seconds
+        )
+    }));
+    Ok(warnings)
 }
 
 /// What the owners of the release say to `changes` (see [`owners::check_scale`]): warnings and the
@@ -313,7 +419,7 @@ impl Text<'_> {
             ),
             Event::Waiting { release, watched } => self.progress.show(release, watched),
             Event::WaitEnded => self.progress.finish(),
-            Event::Recorded { line } => writeln!(self.out, "{line}")?,
+            Event::Recorded { line } | Event::Drain { line } => writeln!(self.out, "{line}")?,
             Event::Ready { watched } => {
                 for w in watched {
                     writeln!(self.out, "{}: {} of {} replicas ready", w.component, w.target, w.target)?;

@@ -10,11 +10,13 @@ use super::NameOverride;
 use super::list::health_tone;
 use kubectl_milvus::client::follow::Follow;
 use kubectl_milvus::client::read::{Note, NoteKind};
-use kubectl_milvus::client::{Kube, KubeFlags, names};
+use kubectl_milvus::client::{Kube, KubeFlags, milvus_config, milvus_http, names};
 use kubectl_milvus::error::{Error, exit};
 use kubectl_milvus::gitops;
 use kubectl_milvus::helm::{self, HelmRelease};
+use kubectl_milvus::milvus::config::{ExternalDependency, external_dependencies};
 use kubectl_milvus::milvus::owners::OwnerChain;
+use kubectl_milvus::milvus::serving::{self, Serving};
 use kubectl_milvus::milvus::{Component, Dependency, Health, ManagedBy, PodSummary, Release};
 use kubectl_milvus::output::color::Tone;
 use kubectl_milvus::output::{self, Cell, FormatChoice, SCHEMA_VERSION, Structured, Table, safe};
@@ -116,14 +118,61 @@ struct ReleaseStatus<'a> {
     release: &'a Release,
     /// Who applies the release: Helm or the operator, and GitOps.
     owner: &'a OwnerChain,
+    /// What Milvus itself says it serves (None when it could not be asked).
+    milvus: &'a MilvusView,
     warnings: Vec<String>,
+}
+
+/// Milvus's own view, asked over its HTTP API through the API server's proxy.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MilvusView {
+    /// The pod asked for the release-wide endpoints.
+    asked_pod: Option<String>,
+    /// Loaded collections (None: not read) and query/streaming nodes.
+    #[serde(flatten)]
+    serving: Serving,
+    /// Where Milvus's component health or dependency view disagrees with the pods.
+    disagreements: Vec<String>,
+}
+
+/// Asks Milvus (a fixed number of requests), folds a not fully served collection into the
+/// release's health, and says what could not be shown.
+async fn milvus_view(kube: &Kube, found: &mut release::Found) -> (MilvusView, Vec<Note>) {
+    let object = found.milvus_object().cloned();
+    let (read, config) = futures::join!(
+        milvus_http::read_status(kube, &found.release, &found.inventory.pods),
+        milvus_config::read(kube, &found.release, object.as_ref())
+    );
+    let mut notes = Vec::new();
+    match config {
+        Ok(Some(config)) => {
+            found.release.external_dependencies = external_dependencies(&config, &found.release);
+        }
+        Ok(None) => {}
+        Err(message) => notes.push(Note { kind: NoteKind::Unreadable, message }),
+    }
+    let release = &mut found.release;
+    let pods = &found.inventory.pods;
+    let by_ip = milvus_http::pods_by_ip(release, pods);
+    let disagreements = serving::disagreements(
+        read.healthz.as_ref(),
+        read.cluster_info.as_ref(),
+        read.dependencies.as_ref(),
+        read.pod.as_deref().unwrap_or_default(),
+        &by_ip,
+    );
+    let serving = read.serving.unwrap_or_default();
+    serving::apply_to_health(release, &serving);
+    notes.extend(read.warnings.into_iter().map(|message| Note { kind: NoteKind::Unreadable, message }));
+    (MilvusView { asked_pod: read.pod, serving, disagreements }, notes)
 }
 
 pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(), Error> {
     let kube = Kube::connect(flags).await?;
     if !args.watch {
-        let (release, notes, owner) = gather(&kube, &args).await?;
-        render(&release, &notes, &owner, &args, out)?;
+        let (release, notes, owner, milvus) = gather(&kube, &args).await?;
+        render(&release, &notes, &owner, &milvus, &args, out)?;
         return exit_for(&release, &args);
     }
     // One Ctrl-C listener for the whole watch, so an interrupt during a refresh is not lost.
@@ -140,12 +189,12 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
         let refresh = async {
             let reading = follow.latest().await?;
             let found = release::pick(&kube, &lookup, &scope, reading).await?;
-            let (release, notes, owner) = helm.notes(&kube, &args, found).await;
+            let (release, notes, owner, milvus) = helm.notes(&kube, &args, found).await;
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 // Clear the screen and home the cursor, as `watch` does.
                 write!(out, "\x1b[2J\x1b[H")?;
             }
-            render(&release, &notes, &owner, &args, out)?;
+            render(&release, &notes, &owner, &milvus, &args, out)?;
             writeln!(out)?;
             out.flush()?;
             tokio::time::sleep(args.interval).await;
@@ -182,8 +231,9 @@ impl HelmRecord {
         &mut self,
         kube: &Kube,
         args: &Args,
-        found: release::Found,
-    ) -> (Release, Vec<Note>, OwnerChain) {
+        mut found: release::Found,
+    ) -> (Release, Vec<Note>, OwnerChain, MilvusView) {
+        let (milvus, milvus_notes) = milvus_view(kube, &mut found).await;
         let namespace = found.release.namespace.clone();
         let generations: Generations = found
             .inventory
@@ -210,24 +260,28 @@ impl HelmRecord {
         if let (ManagedBy::Helm { .. }, Some((_, Ok(Some(helm))))) = (&found.release.managed_by, &self.read) {
             notes.extend(helm_drift(&found.release, helm));
         }
-        (found.release, notes, owner)
+        notes.extend(milvus_notes);
+        (found.release, notes, owner, milvus)
     }
 }
 
 /// The release and the notes for it: what could not be read, and Helm drift. The Helm record is read
 /// concurrently with the release (one label-selected list of Secrets); without permission to read
 /// Secrets the drift check is silently left out.
-async fn gather(kube: &Kube, args: &Args) -> Result<(Release, Vec<Note>, OwnerChain), Error> {
+async fn gather(kube: &Kube, args: &Args) -> Result<(Release, Vec<Note>, OwnerChain, MilvusView), Error> {
     let lookup = lookup(args);
-    let (found, helm) = if args.all_namespaces {
-        let found = release::find(kube, &lookup).await?;
+    // Milvus is asked once the release's pods are known, while the Helm record is still being read.
+    let find = async {
+        let mut found = release::find(kube, &lookup).await?;
+        let milvus = milvus_view(kube, &mut found).await;
+        Ok::<_, Error>((found, milvus))
+    };
+    let ((found, (milvus, milvus_notes)), helm) = if args.all_namespaces {
+        let (found, milvus) = find.await?;
         let helm = helm::read_deployed(kube, &found.release.namespace, &args.release).await;
-        (found, helm)
+        ((found, milvus), helm)
     } else {
-        let (found, helm) = futures::join!(
-            release::find(kube, &lookup),
-            helm::read_deployed(kube, &kube.namespace, &args.release)
-        );
+        let (found, helm) = futures::join!(find, helm::read_deployed(kube, &kube.namespace, &args.release));
         (found?, helm)
     };
     let owner = found.owner_chain(&args.name.label, Some(release::helm_record(&helm)), None);
@@ -235,7 +289,8 @@ async fn gather(kube: &Kube, args: &Args) -> Result<(Release, Vec<Note>, OwnerCh
     if let (ManagedBy::Helm { .. }, Ok(Some(helm))) = (&found.release.managed_by, &helm) {
         notes.extend(helm_drift(&found.release, helm));
     }
-    Ok((found.release, notes, owner))
+    notes.extend(milvus_notes);
+    Ok((found.release, notes, owner, milvus))
 }
 
 /// Components whose live replicas differ from the value the Helm release records.
@@ -276,6 +331,7 @@ fn render(
     release: &Release,
     notes: &[Note],
     owner: &OwnerChain,
+    milvus: &MilvusView,
     args: &Args,
     out: &mut dyn Write,
 ) -> Result<(), Error> {
@@ -285,6 +341,7 @@ fn render(
             kind: "ReleaseStatus",
             release,
             owner,
+            milvus,
             warnings: notes.iter().map(|n| n.message.clone()).collect(),
         };
         return output::write_structured(out, format, &status);
@@ -294,11 +351,12 @@ fn render(
     writeln!(out)?;
     writeln!(out, "{}", Tone::Bold.paint("Components", owo_colors::Stream::Stdout))?;
     components_table(&release.components, now).write(out)?;
-    if !release.dependencies.is_empty() {
+    if !release.dependencies.is_empty() || !release.external_dependencies.is_empty() {
         writeln!(out)?;
         writeln!(out, "{}", Tone::Bold.paint("Dependencies", owo_colors::Stream::Stdout))?;
-        dependencies_table(&release.dependencies, now).write(out)?;
+        dependencies_table(&release.dependencies, &release.external_dependencies, now).write(out)?;
     }
+    write_serving(milvus, out)?;
     if args.pods || args.output == Some(Format::Wide) {
         writeln!(out)?;
         writeln!(out, "{}", Tone::Bold.paint("Pods", owo_colors::Stream::Stdout))?;
@@ -379,6 +437,75 @@ fn write_summary(release: &Release, owner: &OwnerChain, out: &mut dyn Write) -> 
     Ok(())
 }
 
+/// The Serving section: Milvus's collections and nodes, and where Milvus disagrees with the pods.
+fn write_serving(milvus: &MilvusView, out: &mut dyn Write) -> Result<(), Error> {
+    let serving = &milvus.serving;
+    if serving.collections.is_none() && serving.nodes.is_none() && milvus.disagreements.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(out, "{}", Tone::Bold.paint("Serving", owo_colors::Stream::Stdout))?;
+    if let Some(collections) = &serving.collections {
+        if collections.is_empty() {
+            writeln!(out, "  no collection loaded")?;
+        } else {
+            let mut table = Table::new(["COLLECTION", "REPLICAS", "CHANNELS", "SEGMENTS", "STATUS"]);
+            for c in collections {
+                let replicas: Vec<String> = c
+                    .replicas
+                    .iter()
+                    .map(|r| {
+                        let rw: Vec<String> = r.rw_nodes.iter().map(i64::to_string).collect();
+                        let mut text =
+                            format!("{}: {}", r.id, if rw.is_empty() { "-".into() } else { rw.join(",") });
+                        if !r.ro_nodes.is_empty() {
+                            let ro: Vec<String> = r.ro_nodes.iter().map(i64::to_string).collect();
+                            text.push_str(&format!(" (ro {})", ro.join(",")));
+                        }
+                        text
+                    })
+                    .collect();
+                let status = if c.fully_served {
+                    Cell::toned("fully served", Tone::Good)
+                } else {
+                    Cell::toned(format!("not fully served: {}", c.missing.join("; ")), Tone::Bad)
+                };
+                table.push(vec![
+                    Cell::new(c.id.to_string()),
+                    Cell::new(replicas.join(" ")),
+                    Cell::new(c.channels.to_string()),
+                    Cell::new(c.segments.to_string()),
+                    status,
+                ]);
+            }
+            table.write(out)?;
+        }
+    }
+    if let Some(nodes) = serving.nodes.as_ref().filter(|n| !n.is_empty()) {
+        writeln!(out)?;
+        let mut table = Table::new(["NODE", "KIND", "POD", "STATE", "SEGMENTS", "CHANNELS"]);
+        for n in nodes {
+            let tone = match n.state.as_str() {
+                "active" | "Normal" => Tone::Plain,
+                _ => Tone::Warn,
+            };
+            table.push(vec![
+                Cell::new(n.node_id.to_string()),
+                Cell::new(n.kind.as_str()),
+                Cell::new(n.pod.clone().unwrap_or_else(|| format!("<no pod at {}>", n.address))),
+                Cell::toned(&n.state, tone),
+                Cell::new(n.segments.map_or_else(|| "-".to_string(), |c| c.to_string())),
+                Cell::new(n.channels.map_or_else(|| "-".to_string(), |c| c.to_string())),
+            ]);
+        }
+        table.write(out)?;
+    }
+    for said in &milvus.disagreements {
+        writeln!(out, "  {}", Tone::Warn.paint(&safe::one_line(said), owo_colors::Stream::Stdout))?;
+    }
+    Ok(())
+}
+
 fn status_cell(health: Health, reason: &str) -> Cell {
     let text = if reason.is_empty() { health.to_string() } else { format!("{health}: {reason}") };
     Cell::toned(text, health_tone(health))
@@ -431,8 +558,23 @@ fn components_table(components: &[Component], now: Timestamp) -> Table {
     table
 }
 
-fn dependencies_table(dependencies: &[Dependency], now: Timestamp) -> Table {
+fn dependencies_table(dependencies: &[Dependency], external: &[ExternalDependency], now: Timestamp) -> Table {
     let mut table = Table::new(["DEPENDENCY", "DESIRED", "READY", "RESTARTS", "AGE", "STATUS"]);
+    for dependency in external {
+        let endpoints = if dependency.endpoints.is_empty() {
+            "no endpoint configured".into()
+        } else {
+            dependency.endpoints.join(",")
+        };
+        table.push(vec![
+            Cell::new(format!("{} (external)", dependency.display_name)),
+            Cell::new("-"),
+            Cell::new("-"),
+            Cell::new("-"),
+            Cell::new("-"),
+            Cell::new(format!("External: {endpoints}")),
+        ]);
+    }
     for dependency in dependencies {
         table.push(vec![
             Cell::new(&dependency.display_name),
