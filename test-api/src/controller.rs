@@ -188,6 +188,19 @@ pub(crate) fn apply_defaults(k: &ResKey, obj: &mut Value) {
     {
         spec.insert("replicas".into(), json!(1));
     }
+    // The pod template's pod-level defaults, as kube-apiserver applies them to every workload.
+    if matches!(
+        (k.group.as_str(), k.plural.as_str()),
+        ("apps", "deployments" | "statefulsets" | "replicasets" | "daemonsets")
+    ) && let Some(pod) =
+        spec.get_mut("template").and_then(|t| t.get_mut("spec")).and_then(Value::as_object_mut)
+    {
+        pod.entry("restartPolicy").or_insert(json!("Always"));
+        pod.entry("terminationGracePeriodSeconds").or_insert(json!(30));
+        pod.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
+        pod.entry("schedulerName").or_insert(json!("default-scheduler"));
+        pod.entry("securityContext").or_insert(json!({}));
+    }
     match (k.group.as_str(), k.plural.as_str()) {
         // apps/v1 defaulting, as kube-apiserver applies it (and shows it in every read).
         ("apps", "deployments") => {

@@ -29,6 +29,10 @@ fn release(grace: Option<i64>, user_yaml: Option<&str>) -> TestApi {
 #[test]
 fn a_grace_period_shorter_than_the_stop_timeout_refuses_the_scale_in_and_changes_nothing() {
     let api = release(None, None);
+    // The chart sets no grace period: the API server stores Kubernetes' default in the template.
+    let template = &api.get_json("apps", "v1", "deployments", Some("default"), QUERYNODE).expect("querynode")
+        ["spec"]["template"]["spec"];
+    assert_eq!(template["terminationGracePeriodSeconds"], 30, "{template}");
     api.clear_requests();
     for extra in [&[][..], &["--dry-run"][..], &["--dry-run=server"][..]] {
         let mut args = vec!["scale", "my-release", "querynode=-1"];
@@ -36,7 +40,6 @@ fn a_grace_period_shorter_than_the_stop_timeout_refuses_the_scale_in_and_changes
         let out = run(&api, &args).failure(1);
         for said in [
             "querynode: a node being removed waits up to 1800s (queryNode.gracefulStopTimeout, Milvus's default)",
-            // (A real API server stores the default 30 in the template; the loopback leaves it unset.)
             "Kubernetes kills its pod after 30s",
             "it can die before its data has moved",
             "terminationGracePeriodSeconds to at least 1830",

@@ -452,7 +452,8 @@ impl Harness {
 
     /// The stand-in Milvus Operator: copy `spec.components.<comp>.replicas` to the Deployments.
     pub(super) async fn reconcile_milvuses(&self) {
-        let Some(r) = self.disc().lookup("milvus.io", "milvuses").cloned() else {
+        // v1beta1, the storage version: the served v1alpha1's schema has no spec.mode.
+        let Some(r) = self.disc().lookup_version("milvus.io", "v1beta1", "milvuses").cloned() else {
             return;
         };
         let Ok(crs) = call_ok(&self.client, "GET", &res_path(&r, None, None), None).await else {

@@ -27,11 +27,18 @@ impl Real {
         self.call_ok("POST", &path, Some((&body, JSON)))
     }
 
-    pub(super) fn wait_served(&self, group: &str, plural: &str) -> Result<(), String> {
+    /// Waits until discovery lists every one of `versions` of `group`/`plural`. One version is not
+    /// enough: a new CRD's versions can appear one after the other, and an object created through a
+    /// version other than its own is pruned by that version's schema (the Milvus CRD's v1alpha1 has
+    /// no `spec.mode`).
+    pub(super) fn wait_served(&self, group: &str, plural: &str, versions: &[&str]) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let d = self.block(Discovery::load(&self.h.client))?;
-            let found = d.lookup(group, plural).is_some();
+            let found = d.lookup(group, plural).is_some()
+                && versions
+                    .iter()
+                    .all(|v| d.lookup_version(group, v, plural).is_some_and(|r| r.version == *v));
             *lock(&self.h.disc) = d;
             if found {
                 return Ok(());
@@ -86,7 +93,14 @@ impl Real {
             self.create(o)?;
             let group = o.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default();
             let plural = o.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or_default();
-            self.wait_served(group, plural)?;
+            let versions: Vec<&str> = o
+                .pointer("/spec/versions")
+                .and_then(Value::as_array)
+                .map(|vs| {
+                    vs.iter().filter(|v| v["served"] == true).filter_map(|v| v["name"].as_str()).collect()
+                })
+                .unwrap_or_default();
+            self.wait_served(group, plural, &versions)?;
         }
         // Custom resources next (their uids go into the ownerReferences of the rest).
         let builtin: HashSet<String> = crate::resources::builtins().into_iter().map(|t| t.kind).collect();
