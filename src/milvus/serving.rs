@@ -275,12 +275,12 @@ fn collections(dist: &Value, replicas: &Value, target: &Value) -> Vec<Collection
 /// are matched to a pod, the one holding the least data (segments + channels; streaming nodes count
 /// none), ties broken by the pod name that sorts last (the newest of a ReplicaSet's names is not
 /// knowable from the name, so the rule is only stable, not "newest").
-pub fn choose_node(serving: &Serving, kind: NodeKind) -> Option<&NodeServing> {
+pub fn choose_node<'a>(serving: &'a Serving, kind: NodeKind, pods: &[String]) -> Option<&'a NodeServing> {
     serving
         .nodes
         .iter()
         .flatten()
-        .filter(|n| n.kind == kind && n.pod.is_some())
+        .filter(|n| n.kind == kind && n.pod.as_ref().is_some_and(|p| pods.is_empty() || pods.contains(p)))
         .filter(|n| matches!(n.state.as_str(), "active" | "Normal"))
         .min_by(|a, b| {
             let load = |n: &NodeServing| n.segments.unwrap_or(0) + n.channels.unwrap_or(0);
@@ -448,7 +448,10 @@ mod tests {
             {"ID": 5, "address": "10.0.0.5:21123", "state": "active"},
             {"ID": 6, "address": "10.0.0.6:21123", "state": "active"}]}));
         let s = serving(&a, &pods);
-        assert_eq!(choose_node(&s, NodeKind::Querynode).map(|n| n.node_id), Some(6));
+        assert_eq!(choose_node(&s, NodeKind::Querynode, &[]).map(|n| n.node_id), Some(6));
+        // Only the pods of the workload being scaled in (a resource group's Deployment) are chosen.
+        assert_eq!(choose_node(&s, NodeKind::Querynode, &["qn-a".to_string()]).map(|n| n.node_id), Some(5));
+        assert_eq!(choose_node(&s, NodeKind::Querynode, &["other".to_string()]).map(|n| n.node_id), None);
         // Everything is on node 5: removing it takes the collection's service away, removing 6 does not.
         assert_eq!(would_lose_service(&a, 5), vec![450]);
         assert_eq!(would_lose_service(&a, 6), Vec::<i64>::new());

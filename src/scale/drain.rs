@@ -66,6 +66,9 @@ pub struct Drainer<'a> {
     /// The ready mixcoord pod (2.6 streaming-node management), if any.
     pub coord: Option<MilvusHttp>,
     pub v26: bool,
+    /// The pods of each component row (`querynode`, `querynode[rg1]`) as the plan read them: a
+    /// row's scale-in removes one of its own nodes.
+    component_pods: BTreeMap<String, Vec<String>>,
 }
 
 /// The node kind a component's scale-in drains, if it drains.
@@ -94,7 +97,17 @@ impl<'a> Drainer<'a> {
             proxy: MilvusHttp::new(kube, &release.namespace, &proxy),
             coord: coord.map(|c| MilvusHttp::new(kube, &release.namespace, &c)),
             v26: milvus_http::is_v2_6(release),
+            component_pods: release
+                .components
+                .iter()
+                .map(|c| (c.display_name.clone(), c.pods.iter().map(|p| p.name.clone()).collect()))
+                .collect(),
         })
+    }
+
+    /// The pods of `component` (`querynode`, `querynode[rg1]`) when the plan was made.
+    pub fn pods_of(&self, component: &str) -> &[String] {
+        self.component_pods.get(component).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// The release's pods: IP → name (and which exist).
@@ -149,16 +162,22 @@ impl<'a> Drainer<'a> {
     }
 
     /// The node the next step of `kind` would remove, as Milvus sees it now.
-    pub async fn choose(&self, kind: NodeKind) -> Result<Target, String> {
-        self.choose_with_baseline(kind).await.map(|(target, _)| target)
+    /// The node the next step removes, among the nodes of `pods` (the pods of the workload being
+    /// scaled in; all nodes of the kind when empty).
+    pub async fn choose(&self, kind: NodeKind, pods: &[String]) -> Result<Target, String> {
+        self.choose_with_baseline(kind, pods).await.map(|(target, _)| target)
     }
 
     /// The node to remove, and the collections already not fully served (the drain does not wait
     /// for those: they were not served before it began).
-    async fn choose_with_baseline(&self, kind: NodeKind) -> Result<(Target, Vec<i64>), String> {
+    async fn choose_with_baseline(
+        &self,
+        kind: NodeKind,
+        pods: &[String],
+    ) -> Result<(Target, Vec<i64>), String> {
         let (_, serving) = self.serving(kind).await?;
         let baseline: Vec<i64> = serving.not_fully_served().iter().map(|c| c.id).collect();
-        let node = serving::choose_node(&serving, kind).ok_or_else(|| {
+        let node = serving::choose_node(&serving, kind, pods).ok_or_else(|| {
             format!(
                 "cannot drain before scaling in: Milvus reports no active {} matched to a pod",
                 kind.as_str()
@@ -255,11 +274,12 @@ impl<'a> Drainer<'a> {
     pub async fn prepare(
         &self,
         kind: NodeKind,
+        pods: &[String],
         deadline: Instant,
         interrupt: &Interrupt,
         say: &mut dyn FnMut(String),
     ) -> Result<Target, Stop> {
-        let (target, baseline) = self.choose_with_baseline(kind).await.map_err(Stop::Failed)?;
+        let (target, baseline) = self.choose_with_baseline(kind, pods).await.map_err(Stop::Failed)?;
         let suspended = self.set_suspended(&target, true).await;
         if let Err(e) = suspended {
             return Err(Stop::Failed(milvus_error(&format!("suspending node {}", target.node_id), e)));

@@ -409,8 +409,9 @@ impl Engine<'_> {
             return Ok(None);
         }
         let mut lines = Vec::new();
+        let pods = drainer.pods_of(&result.plan.component);
         let prepared =
-            drainer.prepare(kind, deadline, &self.waiter.interrupt, &mut |line| lines.push(line)).await;
+            drainer.prepare(kind, pods, deadline, &self.waiter.interrupt, &mut |line| lines.push(line)).await;
         for line in &lines {
             reporter.event(Event::Drain { line });
         }
@@ -451,7 +452,7 @@ impl Engine<'_> {
         let Some(drainer) = &self.drain else { return Ok(()) };
         for r in results.iter().filter(|r| r.plan.to < r.plan.from) {
             let Some(kind) = drain::drains(&r.plan.kind) else { continue };
-            let target = drainer.choose(kind).await.map_err(|why| {
+            let target = drainer.choose(kind, drainer.pods_of(&r.plan.component)).await.map_err(|why| {
                 Error::Failed(format!(
                     "{}: {why}. --no-drain scales in without asking Milvus to move the data first",
                     r.plan.component

@@ -373,3 +373,43 @@ fn a_streaming_node_is_drained_through_the_mixcoord() {
     assert!(body.contains("\"status\":\"suspended\""), "{body}");
     assert_eq!(milvus.not_fully_served(), ["films"]);
 }
+
+#[test]
+fn a_resource_groups_scale_in_drains_its_own_nodes() {
+    // querynode (2 pods) and querynode[aa] (2 pods, Helm replicaResourceGroups): scaling the group
+    // in suspends the group's own nodes only (`serving::choose_node`'s unit test covers the choice
+    // when another group's node holds less data).
+    let milvus = milvus();
+    let mut docs = fixture_docs("helm/default.yaml");
+    for d in &mut docs {
+        if d["kind"] == "Deployment" && d["metadata"]["name"] == QUERYNODE {
+            d["spec"]["replicas"] = json!(2);
+            d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(1900);
+        }
+    }
+    let group_name = format!("{QUERYNODE}-aa");
+    let mut group = grouped_copy(&docs, QUERYNODE, "milvus.io/resource-group", "aa", &group_name);
+    group["spec"]["replicas"] = json!(2);
+    docs.insert(0, group);
+    let api = TestApi::builder().age(AGE).objects(docs).milvus(&milvus).start();
+    let group_pods: Vec<String> = api
+        .list_json("", "pods", Some("default"), Some("milvus.io/resource-group=aa"))
+        .expect("pods")
+        .iter()
+        .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
+        .collect();
+    assert_eq!(group_pods.len(), 2, "{group_pods:?}");
+    api.clear_requests();
+    run(&api, &["scale", "my-release", "querynode[aa]=0", "--allow-zero", "--timeout", "60s"]).success();
+    let suspended: Vec<i64> = milvus
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/management/querycoord/node/suspend")
+        .filter_map(|r| r.param("node_id").and_then(|n| n.parse().ok()))
+        .collect();
+    let suspended_pods: Vec<String> = suspended.iter().map(|n| pod_of(&milvus, &group_pods, *n)).collect();
+    assert_eq!(suspended_pods.len(), 2, "{suspended:?}");
+    assert_eq!(deployment_replicas(&api, "default", &group_name), 0);
+    assert_eq!(deployment_replicas(&api, "default", QUERYNODE), 2, "the other group is untouched");
+    assert_eq!(milvus.not_fully_served(), Vec::<String>::new());
+}

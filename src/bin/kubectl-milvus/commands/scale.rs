@@ -297,7 +297,10 @@ async fn drainer<'a>(
     // Milvus must answer, and know a node to remove, before anything is written (Helm's record included).
     for c in draining {
         if let Some(kind) = drain::drains(&c.kind) {
-            drainer.choose(kind).await.map_err(|why| refuse(format!("{}: {why}", c.component)))?;
+            drainer
+                .choose(kind, drainer.pods_of(&c.component))
+                .await
+                .map_err(|why| refuse(format!("{}: {why}", c.component)))?;
         }
     }
     Ok(Some(drainer))
