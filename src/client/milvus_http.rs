@@ -244,8 +244,8 @@ pub struct MilvusRead {
     pub pod: Option<String>,
 }
 
-/// Reads what `status` shows of Milvus: a fixed number of concurrent requests (seven on a 2.6
-/// release, six on 2.5), to one proxy pod and, for streaming nodes, the mixcoord pod.
+/// Reads what `status` shows of Milvus: a fixed number of concurrent requests (eight to one proxy pod,
+/// and on a 2.6 release with streaming nodes one to the mixcoord pod).
 pub async fn read_status(kube: &Kube, release: &Release, pods: &[crate::milvus::Pod]) -> MilvusRead {
     let mut read = MilvusRead::default();
     let Some(proxy) = ready_pod(release, pods, &[ComponentKind::Proxy, ComponentKind::Standalone]) else {
@@ -273,7 +273,7 @@ pub async fn read_status(kube: &Kube, release: &Release, pods: &[crate::milvus::
             _ => None,
         }
     };
-    let (healthz, info, deps, dist, replicas, target, nodes, streaming) = futures::join!(
+    let (healthz, info, deps, dist, replicas, target, nodes, list, streaming) = futures::join!(
         p.get("/healthz"),
         p.get("/api/v1/_cluster/info"),
         p.get("/api/v1/_cluster/dependencies"),
@@ -281,6 +281,7 @@ pub async fn read_status(kube: &Kube, release: &Release, pods: &[crate::milvus::
         p.get("/api/v1/_qc/replica"),
         p.get("/api/v1/_qc/target"),
         p.get("/management/querycoord/node/list"),
+        p.get("/api/v1/_collection/list"),
         streaming,
     );
     let mut errors: Vec<(&str, MilvusHttpError)> = Vec::new();
@@ -300,6 +301,7 @@ pub async fn read_status(kube: &Kube, release: &Release, pods: &[crate::milvus::
         target: keep("serving", target),
         query_nodes: keep("query nodes", nodes),
         streaming_nodes: streaming.and_then(|r| keep("streaming nodes", r)),
+        collection_list: keep("collection names", list),
     };
     let nothing = read.healthz.is_none()
         && read.cluster_info.is_none()

@@ -44,6 +44,8 @@ pub struct Answers {
     pub query_nodes: Option<Value>,
     /// `/management/streaming/nodes` (2.6).
     pub streaming_nodes: Option<Value>,
+    /// `/api/v1/_collection/list` (the default database): the collections' names.
+    pub collection_list: Option<Value>,
 }
 
 /// One loaded collection.
@@ -51,6 +53,9 @@ pub struct Answers {
 #[serde(rename_all = "camelCase")]
 pub struct CollectionServing {
     pub id: i64,
+    /// From `_collection/list` (the default database's collections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub replicas: Vec<ReplicaServing>,
     pub channels: usize,
     pub segments: usize,
@@ -163,7 +168,19 @@ pub fn serving(answers: &Answers, pods_by_ip: &BTreeMap<String, String>) -> Serv
         }
     }
     let collections = match (&answers.dist, &answers.replicas, &answers.target) {
-        (Some(dist), Some(replicas), Some(target)) => Some(collections(dist, replicas, target)),
+        (Some(dist), Some(replicas), Some(target)) => {
+            let mut found = collections(dist, replicas, target);
+            if let Some(list) = &answers.collection_list {
+                let names: BTreeMap<i64, &str> = array(&list["collection_ids"])
+                    .zip(array(&list["collection_names"]))
+                    .filter_map(|(id_, name)| Some((id(id_)?, name.as_str()?)))
+                    .collect();
+                for c in &mut found {
+                    c.name = names.get(&c.id).map(|n| (*n).to_string());
+                }
+            }
+            Some(found)
+        }
         _ => None,
     };
     Serving { collections, nodes: node_list }
@@ -260,6 +277,7 @@ fn collections(dist: &Value, replicas: &Value, target: &Value) -> Vec<Collection
         }
         out.push(CollectionServing {
             id: cid,
+            name: None,
             replicas,
             channels: channels.len(),
             segments: segments.len(),
@@ -418,6 +436,8 @@ mod tests {
                 {"ID": 5, "address": "10.0.0.5:21123", "state": "active"},
                 {"ID": 6, "address": "10.0.0.6:21123", "state": "suspended"}]})),
             streaming_nodes: None,
+            collection_list: Some(json!({"collection_names": ["books", "films"],
+                "collection_ids": ["450", "460"], "query_service_available": [true, true]})),
         }
     }
 

@@ -151,6 +151,8 @@ impl<'a> Drainer<'a> {
             streaming_nodes: streaming
                 .transpose()
                 .map_err(|e| milvus_error("listing the streaming nodes", e))?,
+            // (Names are for status; the drain goes by collection id.)
+            collection_list: None,
         })
     }
 

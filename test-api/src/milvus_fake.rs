@@ -15,7 +15,8 @@
 //!
 //! Routes (any pod of the role, as Milvus serves them): every pod `/healthz` (JSON with
 //! `Content-Type: application/json`, else `OK`); proxy pods `/api/v1/_cluster/info`,
-//! `/api/v1/_cluster/dependencies`, `/api/v1/_qc/dist`, `/api/v1/_qc/replica`, `/api/v1/_qc/target`
+//! `/api/v1/_cluster/dependencies`, `/api/v1/_qc/dist`, `/api/v1/_qc/replica`, `/api/v1/_qc/target`,
+//! `/api/v1/_collection/list`
 //! (401 with authorization on, 2.6) and `/management/querycoord/node/list|node/suspend|node/resume|
 //! distribution/get`; 2.6 mixcoord pods `/management/streaming/nodes`, `…/nodes/status` (GET, PUT),
 //! `…/nodes/distribution`. Every request the fake answers is recorded ([`FakeMilvus::requests`]).
@@ -270,6 +271,11 @@ impl FakeMilvus {
     pub fn health_code(self, target: &str, code: i64) -> Self {
         self.lock().codes.insert(target.to_string(), code);
         self
+    }
+
+    /// `(id, name)` of each collection.
+    pub fn collection_names(&self) -> Vec<(i64, String)> {
+        self.lock().collections.iter().map(|c| (c.id, c.name.clone())).collect()
     }
 
     /// Every request answered so far, in order.
@@ -530,6 +536,20 @@ impl State {
         json!(out)
     }
 
+    /// `_collection/list` (default database): `metricsinfo.Collections`, ids as strings.
+    fn collection_list(&self) -> Value {
+        let names: Vec<&str> = self.collections.iter().map(|c| c.name.as_str()).collect();
+        let ids: Vec<String> = self.collections.iter().map(|c| s(c.id)).collect();
+        let full: Vec<bool> = self.collections.iter().map(|c| self.fully_served(c)).collect();
+        json!({
+            "collection_names": names,
+            "collection_ids": ids,
+            "created_utc_timestamps": self.collections.iter().map(|_| "2026-12-01 10:00:00.000 +0000 UTC").collect::<Vec<_>>(),
+            "inMemory_percentages": self.collections.iter().map(|_| "100").collect::<Vec<_>>(),
+            "query_service_available": full,
+        })
+    }
+
     fn target(&self, collection: Option<i64>) -> Value {
         let out: Vec<Value> = self
             .collections
@@ -646,6 +666,7 @@ impl State {
                 "_qc/dist" => HttpReply::json(200, &self.dist()),
                 "_qc/replica" => HttpReply::json(200, &self.replicas()),
                 "_qc/target" => HttpReply::json(200, &self.target(param_id("collection_id"))),
+                "_collection/list" => HttpReply::json(200, &self.collection_list()),
                 _ => HttpReply::not_found(),
             });
         }

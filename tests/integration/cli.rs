@@ -241,7 +241,7 @@ fn verbosity_six_logs_each_request_without_credentials() {
         // The release's reads, its Milvus configuration, and Milvus asked through the pod proxy (which
         // answers 404 here: no fake Milvus behind the pods).
         let (milvus, kube): (Vec<&str>, Vec<&str>) = lines.iter().partition(|l| l.contains("/proxy/"));
-        assert_eq!((kube.len(), milvus.len()), (8, 8), "{}", out.stderr);
+        assert_eq!((kube.len(), milvus.len()), (8, 9), "{}", out.stderr);
         for line in &lines {
             assert!(line.starts_with(&format!("GET {}/", api.url())), "{line}");
             assert!(line.contains(" in ") && line.ends_with(" milliseconds"), "{line}");

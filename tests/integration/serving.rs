@@ -56,6 +56,12 @@ fn status_shows_what_milvus_serves_and_each_node_with_its_pod() {
     assert_eq!(collections.len(), 2);
     assert!(collections.iter().all(|c| c["fullyServed"] == true), "{collections:?}");
     assert_eq!(collections[1]["replicas"].as_array().map(Vec::len), Some(2));
+    // Names from `_collection/list`, matched by id.
+    let names: Vec<(i64, String)> = collections
+        .iter()
+        .map(|c| (c["id"].as_i64().unwrap_or_default(), c["name"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    assert_eq!(names, milvus.collection_names());
     // Each query node is matched to its pod by IP, with its counts as Milvus has them.
     let nodes = json["milvus"]["nodes"].as_array().expect("nodes");
     let querynodes = pods_of(&api, QUERYNODE);
@@ -94,8 +100,8 @@ fn milvus_is_asked_a_fixed_number_of_times_whatever_the_release_size() {
             (requests.len(), pods.len())
         })
         .collect();
-    // The proxy pod's six reads plus the mixcoord's streaming nodes, on two pods.
-    assert_eq!(counts, [(8, 2), (8, 2)]);
+    // The proxy pod's eight reads plus the mixcoord's streaming nodes, on two pods.
+    assert_eq!(counts, [(9, 2), (9, 2)]);
 }
 
 #[test]
@@ -173,7 +179,7 @@ fn with_authorization_on_the_api_routes_are_refused_and_the_nodes_still_shown() 
     );
     // Not retried: one refused read per route.
     let refused = proxy_requests(&api).iter().filter(|r| r.status == 401).count();
-    assert_eq!(refused, 2 * 5, "five /api/v1 routes per run, two runs");
+    assert_eq!(refused, 2 * 6, "six /api/v1 routes per run, two runs");
 }
 
 #[test]
@@ -192,7 +198,7 @@ fn a_milvus_that_does_not_answer_is_asked_once_per_route() {
     let requests: Vec<RequestRecord> =
         proxy_requests(&api).into_iter().filter(|r| r.path.contains("milvus-proxy")).collect();
     assert!(requests.iter().all(|r| r.status == 503), "{requests:?}");
-    assert_eq!(requests.len(), 7, "no retries of a 503 through the proxy");
+    assert_eq!(requests.len(), 8, "no retries of a 503 through the proxy");
 }
 
 /// helm/default.yaml as a Milvus 2.5 release: image v2.5.24, no streaming node.

@@ -449,7 +449,7 @@ fn write_serving(milvus: &MilvusView, out: &mut dyn Write) -> Result<(), Error> 
         if collections.is_empty() {
             writeln!(out, "  no collection loaded")?;
         } else {
-            let mut table = Table::new(["COLLECTION", "REPLICAS", "CHANNELS", "SEGMENTS", "STATUS"]);
+            let mut table = Table::new(["COLLECTION", "NAME", "REPLICAS", "CHANNELS", "SEGMENTS", "STATUS"]);
             for c in collections {
                 let replicas: Vec<String> = c
                     .replicas
@@ -472,6 +472,7 @@ fn write_serving(milvus: &MilvusView, out: &mut dyn Write) -> Result<(), Error> 
                 };
                 table.push(vec![
                     Cell::new(c.id.to_string()),
+                    Cell::new(c.name.as_deref().unwrap_or("-")),
                     Cell::new(replicas.join(" ")),
                     Cell::new(c.channels.to_string()),
                     Cell::new(c.segments.to_string()),
