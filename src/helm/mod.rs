@@ -54,15 +54,7 @@ pub struct History {
 impl History {
     /// Whether the deployed revision's manifest has the object `kind`/`name` (the chart renders it).
     pub fn deployed_renders(&self, kind: &str, name: &str) -> bool {
-        let deployed = self
-            .revisions
-            .iter()
-            .filter(|s| s.status() == revision::status::DEPLOYED)
-            .max_by_key(|s| s.version());
-        let manifest = deployed
-            .and_then(|s| ReleaseDoc::decode(&s.data).ok())
-            .and_then(|doc| doc.get::<String>("manifest").ok().flatten());
-        manifest.is_some_and(|m| revision::renders(&m, kind, name))
+        self.deployed.as_ref().is_some_and(|d| revision::renders(&d.manifest, kind, name))
     }
 }
 
@@ -71,9 +63,12 @@ pub async fn read_history(kube: &Kube, namespace: &str, release: &str) -> Result
     let driver = Driver::from_env().map_err(|e| e.to_string())?;
     let storage = Storage { kube, namespace, driver };
     let revisions = storage.history(release).await.map_err(|e| message(&e))?;
-    let deployed: Vec<Stored> =
-        revisions.iter().filter(|s| s.status() == revision::status::DEPLOYED).cloned().collect();
-    let deployed = HelmRelease::latest_stored(&deployed)?;
+    let deployed = revisions
+        .iter()
+        .filter(|s| s.status() == revision::status::DEPLOYED)
+        .max_by_key(|s| s.version())
+        .map(HelmRelease::decode)
+        .transpose()?;
     Ok(History { driver, revisions, deployed })
 }
 
@@ -87,6 +82,8 @@ pub struct HelmRelease {
     config: Value,
     /// The chart's defaults.
     defaults: Value,
+    /// The rendered manifest Helm applied.
+    manifest: String,
 }
 
 impl HelmRelease {
@@ -105,6 +102,7 @@ impl HelmRelease {
             chart_version: metadata["version"].as_str().unwrap_or_default().to_string(),
             config: doc.get("config").map_err(|e| e.to_string())?.unwrap_or_default(),
             defaults: chart["values"].clone(),
+            manifest: doc.get("manifest").map_err(|e| e.to_string())?.unwrap_or_default(),
         })
     }
 

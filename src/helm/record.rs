@@ -58,8 +58,8 @@ pub struct RecordPlan {
     pub new_revision: i64,
     pub values: Vec<ValueChange>,
     history_max: usize,
-    deployed: Stored,
-    deployed_doc: ReleaseDoc,
+    /// The deployed revision as it becomes once the new one is deployed (replaced as it was read).
+    superseded: Stored,
     pending: Stored,
     pending_doc: ReleaseDoc,
 }
@@ -148,6 +148,12 @@ impl RecordPlan {
             ("createdAt", now.as_second()),
         );
         let pending = with_doc(&pending, &pending_doc).map_err(|e| unreadable(e.into()))?;
+        let mut superseded_doc = deployed_doc;
+        revision::set_info(&mut superseded_doc, status::SUPERSEDED, None, None)
+            .map_err(|e| unreadable(e.into()))?;
+        let stamp = ("modifiedAt", now.as_second());
+        let superseded = labels_for(deployed, status::SUPERSEDED, revision, stamp);
+        let superseded = with_doc(&superseded, &superseded_doc).map_err(|e| unreadable(e.into()))?;
         Ok(Some(RecordPlan {
             release: release.into(),
             driver,
@@ -155,8 +161,7 @@ impl RecordPlan {
             new_revision,
             values,
             history_max,
-            deployed: deployed.clone(),
-            deployed_doc,
+            superseded,
             pending,
             pending_doc,
         }))
@@ -171,17 +176,9 @@ impl RecordPlan {
     /// then creates the new revision `pending-upgrade` (with `dry_run`, only the check and a dry-run
     /// create). Nothing is left behind when this fails.
     pub async fn begin(&mut self, storage: &Storage<'_>, dry_run: bool) -> Result<(), kube::Error> {
-        let superseded = self.superseded().map_err(|e| kube::Error::SerdeError(serde_json_error(e)))?;
-        storage.replace(&superseded, true).await?;
+        storage.replace(&self.superseded, true).await?;
         self.pending = storage.create(&self.pending, dry_run).await?;
         Ok(())
-    }
-
-    fn superseded(&self) -> Result<Stored, CodecError> {
-        let mut doc = self.deployed_doc.clone();
-        revision::set_info(&mut doc, status::SUPERSEDED, None, None)?;
-        let stamp = ("modifiedAt", Timestamp::now().as_second());
-        with_doc(&labels_for(&self.deployed, status::SUPERSEDED, self.revision, stamp), &doc)
     }
 
     fn with_status(&self, status: &str, description: &str) -> Result<Stored, CodecError> {
@@ -209,18 +206,13 @@ impl RecordPlan {
             )));
         }
         let mut finished = Finished::default();
-        match self.superseded() {
-            Ok(superseded) => {
-                if let Err(error) = storage.replace(&superseded, false).await {
-                    finished.warnings.push(format!(
-                        "revision {} of the Helm release {release} could not be marked superseded ({}): Helm reads \
-                         the newest deployed revision, {new}",
-                        self.revision,
-                        super::message(&error)
-                    ));
-                }
-            }
-            Err(error) => finished.warnings.push(error.to_string()),
+        if let Err(error) = storage.replace(&self.superseded, false).await {
+            finished.warnings.push(format!(
+                "revision {} of the Helm release {release} could not be marked superseded ({}): Helm reads the \
+                 newest deployed revision, {new}",
+                self.revision,
+                super::message(&error)
+            ));
         }
         // Helm's limit: the oldest revisions go, never the deployed one.
         if self.history_max > 0 {
@@ -264,13 +256,6 @@ impl RecordPlan {
                 storage.namespace
             ))
         })
-    }
-}
-
-fn serde_json_error(error: CodecError) -> serde_json::Error {
-    match error {
-        CodecError::Json(e) => e,
-        other => serde::de::Error::custom(other.to_string()),
     }
 }
 
@@ -321,7 +306,7 @@ mod tests {
             doc.get::<serde_json::Value>("config").expect("config"),
             Some(json!({"queryNode": {"replicas": 3}}))
         );
-        let superseded = plan.superseded().expect("superseded");
+        let superseded = &plan.superseded;
         assert_eq!(superseded.labels["status"], "superseded");
         assert_eq!(superseded.resource_version.as_deref(), Some("200"), "replaced as read");
         assert!(!superseded.labels.contains_key("createdAt") && superseded.labels.contains_key("modifiedAt"));

@@ -117,6 +117,27 @@ pub fn plan(
         ));
     };
     let from = Bounds { min_replicas: hpa.min_replicas, max_replicas: hpa.max_replicas };
+    let to = targets(from, min, max)?;
+    let helm_key = match release.managed_by {
+        crate::milvus::ManagedBy::Helm { .. } => kind.helm_values_key(),
+        crate::milvus::ManagedBy::Operator { .. } => None,
+    };
+    Ok(BoundsPlan { component: row.display_name.clone(), autoscaler: hpa.name.clone(), from, to, helm_key })
+}
+
+impl BoundsPlan {
+    /// The plan again from the bounds the autoscaler holds `now` (read just before the write).
+    pub fn rebase(&mut self, now: Bounds, min: Option<u32>, max: Option<u32>) -> Result<(), String> {
+        if now != self.from {
+            self.to = targets(now, min, max)?;
+            self.from = now;
+        }
+        Ok(())
+    }
+}
+
+/// The bounds asked for: `min`/`max` as given, the other kept from `from`.
+fn targets(from: Bounds, min: Option<u32>, max: Option<u32>) -> Result<Bounds, String> {
     let count = |flag: &str, value: Option<u32>, current: i32| -> Result<i32, String> {
         let Some(value) = value else { return Ok(current) };
         let value = i32::try_from(value).unwrap_or(i32::MAX);
@@ -140,11 +161,7 @@ pub fn plan(
             to.min_replicas, to.max_replicas, from.max_replicas
         ));
     }
-    let helm_key = match release.managed_by {
-        crate::milvus::ManagedBy::Helm { .. } => kind.helm_values_key(),
-        crate::milvus::ManagedBy::Operator { .. } => None,
-    };
-    Ok(BoundsPlan { component: row.display_name.clone(), autoscaler: hpa.name.clone(), from, to, helm_key })
+    Ok(to)
 }
 
 /// Reads the autoscaler (autoscaling/v1, served on every Kubernetes version).

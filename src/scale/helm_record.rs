@@ -433,11 +433,6 @@ fn fields_handed_to_helm(object: &serde_json::Value, names: &[&str]) -> Option<s
     Some(Value::Array(entries))
 }
 
-/// Reads the history for a Helm release (with the deployed revision decoded).
-pub async fn read_history(kube: &Kube, namespace: &str, release: &str) -> Result<History, String> {
-    helm::read_history(kube, namespace, release).await
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -157,11 +157,16 @@ pub fn write_plan(
     changes: &[PlannedChange],
     dry_run: DryRun,
 ) -> std::io::Result<()> {
-    let heading = if dry_run == DryRun::None { "Plan" } else { "Plan (dry run)" };
-    let (name, managed_by, namespace) = (&release.name, release.managed_by.short(), &release.namespace);
-    writeln!(out, "{heading} for {name} ({managed_by}, namespace {namespace}):")?;
+    write_heading(out, release, dry_run)?;
     plan_table(changes).write(out)?;
     writeln!(out)
+}
+
+/// `Plan for my-release (helm, namespace default):` (`Plan (dry run) …` for a dry run).
+pub fn write_heading(out: &mut dyn Write, release: &Release, dry_run: DryRun) -> std::io::Result<()> {
+    let heading = if dry_run == DryRun::None { "Plan" } else { "Plan (dry run)" };
+    let (name, managed_by, namespace) = (&release.name, release.managed_by.short(), &release.namespace);
+    writeln!(out, "{heading} for {name} ({managed_by}, namespace {namespace}):")
 }
 
 /// The plan as a table: component, current and target replicas, the steps, and the owner's field.

@@ -13,8 +13,9 @@ use kubectl_milvus::milvus::{ManagedBy, Release};
 use kubectl_milvus::output::{self, Cell, SCHEMA_VERSION, Table, diff};
 use kubectl_milvus::release;
 use kubectl_milvus::scale::bounds::{self, BoundsPlan};
-use kubectl_milvus::scale::helm_record::{self, Handover, HelmRecord, RecordNote, RecordState};
+use kubectl_milvus::scale::helm_record::{Handover, HelmRecord, RecordNote, RecordState};
 use kubectl_milvus::scale::owner::DryRun;
+use kubectl_milvus::scale::report;
 
 use super::scale::Args;
 use super::warn;
@@ -71,7 +72,7 @@ pub async fn run(flags: &KubeFlags, args: &Args, out: &mut dyn Write) -> Result<
     let lookup = release::Lookup { name: &args.release, all_namespaces: false, name_label: &args.name.label };
     let (found, history) = futures::join!(
         release::find_with(&kube, &lookup, release::SCALE_KINDS),
-        helm_record::read_history(&kube, &kube.namespace, &args.release)
+        kubectl_milvus::helm::read_history(&kube, &kube.namespace, &args.release)
     );
     let found = found?;
     let release = &found.release;
@@ -103,11 +104,7 @@ pub async fn run(flags: &KubeFlags, args: &Args, out: &mut dyn Write) -> Result<
     let live = bounds::get(&kube, &release.namespace, &plan.autoscaler)
         .await
         .map_err(|e| Error::api(e, &kube.server))?;
-    let now = bounds::current(&live);
-    if now != plan.from {
-        plan = bounds::plan(&rebased(release, &plan, now), component, args.min, args.max)
-            .map_err(|e| refused(&release.name, &e))?;
-    }
+    plan.rebase(bounds::current(&live), args.min, args.max).map_err(|e| refused(&release.name, &e))?;
 
     // The chart's own autoscaler: its bounds are Helm values too.
     let chart_owned = matches!(release.managed_by, ManagedBy::Helm { .. })
@@ -236,27 +233,13 @@ pub async fn run(flags: &KubeFlags, args: &Args, out: &mut dyn Write) -> Result<
     outcome
 }
 
-/// `release` with the component's autoscaler bounds as `now` (read from the autoscaler itself).
-fn rebased(release: &Release, plan: &BoundsPlan, now: bounds::Bounds) -> Release {
-    let mut release = release.clone();
-    for component in release.components.iter_mut() {
-        if let Some(hpa) = component.hpa.as_mut().filter(|h| h.name == plan.autoscaler) {
-            hpa.min_replicas = now.min_replicas;
-            hpa.max_replicas = now.max_replicas;
-        }
-    }
-    release
-}
-
 fn write_plan(
     out: &mut dyn Write,
     release: &Release,
     plan: &BoundsPlan,
     dry_run: DryRun,
 ) -> std::io::Result<()> {
-    let heading = if dry_run == DryRun::None { "Plan" } else { "Plan (dry run)" };
-    let (name, managed_by, namespace) = (&release.name, release.managed_by.short(), &release.namespace);
-    writeln!(out, "{heading} for {name} ({managed_by}, namespace {namespace}):")?;
+    report::write_heading(out, release, dry_run)?;
     let mut table = Table::new(["COMPONENT", "AUTOSCALER", "MIN", "MAX"]);
     let arrow = |from: i32, to: i32| if from == to { from.to_string() } else { format!("{from} → {to}") };
     table.push(vec![

@@ -12,7 +12,7 @@ use kubectl_milvus::output::{self, Cell, Structured, Table, color::Tone, diff};
 use kubectl_milvus::release;
 use kubectl_milvus::scale::drain::{self, Drainer};
 use kubectl_milvus::scale::engine::{ChangeResult, Engine, Event, Listed, Reporter};
-use kubectl_milvus::scale::helm_record::{self, HelmRecord};
+use kubectl_milvus::scale::helm_record::HelmRecord;
 use kubectl_milvus::scale::owner::DryRun;
 use kubectl_milvus::scale::plan::{self, PlanOptions};
 use kubectl_milvus::scale::preflight;
@@ -177,7 +177,7 @@ pub async fn run(flags: &KubeFlags, args: Args, out: &mut dyn Write) -> Result<(
     // The release and its Helm record are independent: read them concurrently.
     let (found, history) = futures::join!(
         release::find_with(&kube, &lookup, release::SCALE_KINDS),
-        helm_record::read_history(&kube, &kube.namespace, &args.release)
+        kubectl_milvus::helm::read_history(&kube, &kube.namespace, &args.release)
     );
     let helm_record = history.as_ref().map(|h| h.deployed.clone()).map_err(Clone::clone);
     let mut found = found?;
